@@ -1,0 +1,3 @@
+"""chatadmin: conversation history for AI chat applications, on MongoDB, with an admin."""
+
+__version__ = "0.1.0"

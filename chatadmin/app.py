@@ -1,0 +1,125 @@
+"""The application factory: `create_app(settings)` assembles routes, middleware, handlers, lifespan.
+
+The lifespan connects MongoDB (the embedded server when no URI is set) and Redis, initialises
+Beanie with every model, applies pending migrations on the embedded default, runs the expiry
+sweeper, and closes everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from chatadmin import __version__
+from chatadmin.db import Database
+from chatadmin.errors import EXCEPTION_HANDLERS
+from chatadmin.migrations import migrate
+from chatadmin.realtime import store
+from chatadmin.services.sweeper import run_forever
+from chatadmin.settings import Settings
+
+log = logging.getLogger("chatadmin.app")
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = ROOT / "templates"
+STATIC_DIR = ROOT / "static"
+PING_TIMEOUT = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    """200 while the process is up."""
+    return JSONResponse({"status": "ok"})
+
+
+async def _check(coro) -> str:
+    try:
+        await asyncio.wait_for(coro, PING_TIMEOUT)
+        return "ok"
+    except Exception as exc:  # any failure means "down"; the reason is reported
+        return f"down: {type(exc).__name__}"
+
+
+async def readiness(request: Request) -> tuple[int, dict]:
+    database: Database = request.app.state.database
+    redis = request.app.state.redis
+    mongo = await _check(database.ping())
+    if isinstance(redis, store.InProcessStore):
+        redis_state = "in-process"
+    else:
+        redis_state = await _check(redis.ping())
+    body = {
+        "mongo": mongo,
+        "redis": redis_state,
+        "database": database.info.label() + (" (embedded)" if database.embedded else ""),
+        "db_name": database.db.name,
+    }
+    down = [name for name in ("mongo", "redis") if body[name].startswith("down")]
+    if down:
+        body["down"] = down
+    return (503 if down else 200), body
+
+
+async def readyz(request: Request) -> Response:
+    """200 when MongoDB and Redis answer; 503 naming what is down."""
+    status, body = await readiness(request)
+    return JSONResponse(body, status_code=status)
+
+
+async def index(request: Request) -> Response:
+    """A landing page: what this server is, and where to go."""
+    status, body = await readiness(request)
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "index.html", {"ready": body, "ready_status": status, "version": __version__}
+    )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    database = await Database.open(settings)
+    app.state.database = database
+    app.state.redis = store.connect(settings)
+    if settings.auto_migrate:
+        applied = await migrate(database.db)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(r.version for r in applied))
+    sweeper = asyncio.create_task(run_forever(settings.chatadmin_sweep_interval_seconds))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await app.state.redis.aclose()
+        await database.close()
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI app for `settings` (read from the environment when omitted)."""
+    settings = settings or Settings()
+    settings.secret_key()  # refuse to start without a usable key
+    routes = [
+        Route("/", index),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+    app = Starlette(
+        debug=settings.chatadmin_debug,
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    return app

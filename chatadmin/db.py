@@ -1,0 +1,123 @@
+"""Connecting to MongoDB: the configured server or the embedded default, then Beanie on top.
+
+`Database.open(settings)` is used by the app's lifespan, the CLI and the test harness alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from chatadmin.embedded import EmbeddedMongo
+from chatadmin.models import DOCUMENT_MODELS
+from chatadmin.settings import Settings
+
+log = logging.getLogger("chatadmin.db")
+
+
+@dataclass
+class ServerInfo:
+    """What kind of server answers: real MongoDB or the embedded nx-27017."""
+
+    kind: str
+    version: str
+
+    @property
+    def is_embedded_kind(self) -> bool:
+        return self.kind == "nx-27017"
+
+    def label(self) -> str:
+        return f"{self.kind} {self.version}"
+
+
+async def server_info(client: AsyncMongoClient) -> ServerInfo:
+    """Ask the server what it is (nx-27017 names itself in `buildInfo.process`)."""
+    info = await client.admin.command("buildInfo")
+    if info.get("process") == "nx_27017":
+        try:
+            from importlib.metadata import version
+
+            nx_version = version("nx-27017")
+        except Exception:  # pragma: no cover - metadata missing only in odd installs
+            nx_version = "unknown"
+        return ServerInfo("nx-27017", nx_version)
+    return ServerInfo("mongodb", str(info.get("version", "unknown")))
+
+
+def make_client(uri: str, timeout_ms: int = 5000) -> AsyncMongoClient:
+    """An async client that returns aware UTC datetimes."""
+    return AsyncMongoClient(
+        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, uuidRepresentation="standard"
+    )
+
+
+@dataclass
+class Database:
+    """An open connection: client, database, server kind, and the embedded process if we own one."""
+
+    client: AsyncMongoClient
+    db: AsyncDatabase
+    info: ServerInfo
+    uri: str
+    embedded: EmbeddedMongo | None = field(default=None)
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        create_indexes: bool = False,
+        embedded: EmbeddedMongo | None = None,
+    ) -> Database:
+        """Connect (starting the embedded server when no URI is set) and initialise Beanie."""
+        owned = None
+        uri = settings.mongodb_uri
+        if not uri:
+            if embedded is None:
+                embedded = owned = EmbeddedMongo(settings.chatadmin_data_dir).start()
+            uri = embedded.uri
+        client = make_client(uri)
+        try:
+            try:
+                info = await server_info(client)
+            except PyMongoError as exc:
+                log.warning("MongoDB is not reachable yet (%s); /readyz reports it", exc)
+                info = ServerInfo("unreachable", "")
+            db = client[settings.mongodb_db_name]
+            await init_beanie(
+                database=db, document_models=DOCUMENT_MODELS, skip_indexes=not create_indexes
+            )
+        except Exception:
+            await client.close()
+            if owned:
+                owned.stop()
+            raise
+        log.info("database: %s, db %r at %s", info.label(), settings.mongodb_db_name, _redact(uri))
+        return cls(client=client, db=db, info=info, uri=uri, embedded=owned)
+
+    async def ping(self) -> ServerInfo:
+        """Ping the server (re-reading its kind if it was unreachable at start)."""
+        await self.client.admin.command("ping")
+        if self.info.kind == "unreachable":
+            self.info = await server_info(self.client)
+        return self.info
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.embedded:
+            self.embedded.stop()
+
+
+def _redact(uri: str) -> str:
+    """The URI without a password."""
+    if "@" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,128 @@
+"""The embedded MongoDB default: an nx-27017 child process on a free loopback port.
+
+With `MONGODB_URI` unset the app, the CLI and the test harness start one of these, wait until it
+answers `ping`, and stop it on exit. Data lives in `--data-dir` (one SQLite file per database,
+so dropping one database never touches another).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+log = logging.getLogger("chatadmin.embedded")
+
+
+class EmbeddedServerError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _command() -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from nx_27017.nx_27017 import main; sys.exit(main())",
+    ]
+
+
+class EmbeddedMongo:
+    """One nx-27017 process started by us, stopped by its pid; usable as a context manager."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None, host: str = "127.0.0.1"):
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    def start(self, timeout: float = 30.0) -> EmbeddedMongo:
+        """Start the server and block until it answers `ping`; retries on a port race."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = self.data_dir / "run"
+        run_dir.mkdir(exist_ok=True)
+        last_error = ""
+        for _attempt in range(3):
+            port = self.port or free_port()
+            args = [
+                *_command(),
+                "--data-dir", str(self.data_dir / "db"),
+                "--host", self.host,
+                "-p", str(port),
+                "--log-file", str(run_dir / "nx-27017.log"),
+                "--pid-file", str(run_dir / f"nx-27017-{port}.pid"),
+            ]  # fmt: skip
+            (self.data_dir / "db").mkdir(exist_ok=True)
+            out = open(run_dir / "nx-27017.out", "ab")
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            out.close()
+            self.port = port
+            if self._wait_ready(timeout):
+                atexit.register(self.stop)
+                log.info("database: embedded nx-27017 at %s, data in %s", self.uri, self.data_dir)
+                return self
+            last_error = f"exit code {self.proc.poll()}"
+            self.stop()
+            self.port = None if self.port == port else self.port
+        raise EmbeddedServerError(
+            f"nx-27017 did not answer ping ({last_error}); see {run_dir / 'nx-27017.out'}"
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
+                    client.admin.command("ping")
+                    return True
+            except PyMongoError:
+                time.sleep(0.1)
+        return False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Stop the process we started (SIGTERM, then SIGKILL after 10 s)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def __enter__(self) -> EmbeddedMongo:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

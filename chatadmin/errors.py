@@ -1,0 +1,68 @@
+"""The one place where errors become HTTP answers: JSON `{"error": {code, message, details}}`."""
+
+from __future__ import annotations
+
+import logging
+
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from chatadmin.exceptions import (
+    ChatAdminError,
+    Conflict,
+    Invalid,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
+
+log = logging.getLogger("chatadmin.errors")
+
+STATUS = {NotFound: 404, Conflict: 409, TooLarge: 413, Invalid: 422, Unavailable: 503}
+HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+    422: "invalid", 429: "rate_limited", 503: "unavailable",
+}  # fmt: skip
+
+
+def error_response(
+    status: int, code: str, message: str, details: list | None = None, headers: dict | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or []}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def chatadmin_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ChatAdminError)
+    status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    return error_response(status, exc.code, str(exc))
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError):
+        log.warning("MongoDB unavailable: %s", exc)
+        return error_response(503, "unavailable", "the database is not reachable; retry later")
+    log.exception("database error", exc_info=exc)
+    return error_response(500, "internal_error", "the database refused the operation")
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS = {
+    ChatAdminError: chatadmin_error,
+    HTTPException: http_error,
+    PyMongoError: database_error,
+    Exception: unexpected_error,
+}

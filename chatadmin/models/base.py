@@ -1,0 +1,119 @@
+"""The base every collection shares: a string `_id`, the tenant, and timestamps set in one place.
+
+Rules from MONGO-COMPAT.md live here: string ids only (no ObjectId, UUID or `Link`), aware UTC
+datetimes truncated to milliseconds with an integer `*_ms` twin for cursors, and no
+`use_revision` (the embedded server breaks it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from beanie import Document, Insert, Replace, before_event
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
+
+from chatadmin.clock import as_utc, from_ms, ms_datetime, now_ms, to_ms, utcnow
+
+__all__ = [
+    "ASC",
+    "DESC",
+    "TEXT",
+    "ClientId",
+    "Embedded",
+    "IndexModel",
+    "JsonObject",
+    "TenantDocument",
+    "TimestampedDocument",
+    "UtcDatetime",
+    "index",
+    "ms_property",
+    "new_id",
+]
+
+ASC, DESC = ASCENDING, DESCENDING
+
+# A client-visible id: printable, no leading '$', bounded, so it is always plain data in a query.
+ClientId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$")
+]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+# Free-form client objects (metadata, tool input, parameters, results).
+JsonObject = dict[str, Any]
+
+
+def index(*fields: str, name: str, unique: bool = False, ttl: int | None = None) -> IndexModel:
+    """An index spec: `"field"` ascending, `"-field"` descending, `"$text:field"` full-text."""
+    keys = []
+    for f in fields:
+        if f.startswith("$text:"):
+            keys.append((f[6:], TEXT))
+        elif f.startswith("-"):
+            keys.append((f[1:], DESCENDING))
+        else:
+            keys.append((f, ASCENDING))
+    options: dict = {"name": name}
+    if unique:
+        options["unique"] = True
+    if ttl is not None:
+        options["expireAfterSeconds"] = ttl
+    return IndexModel(keys, **options)
+
+
+def ms_property(field: str) -> property:
+    """A read-only datetime view of an epoch-ms field (None while it is 0)."""
+    return property(lambda self: ms_datetime(getattr(self, field)), doc=f"`{field}` as a datetime")
+
+
+def new_id() -> str:
+    """A new random string id (uuid4, hex)."""
+    return uuid.uuid4().hex
+
+
+class Embedded(BaseModel):
+    """Base of embedded sub-documents: unknown keys are refused, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TimestampedDocument(Document):
+    """A document with a string `_id` and created/updated times kept by `before_event` hooks."""
+
+    id: str = Field(default_factory=new_id, alias="_id")  # type: ignore[assignment]
+    created_at: UtcDatetime = Field(default_factory=utcnow)
+    created_at_ms: int = 0
+    # Changes after insert, so it is kept as epoch ms only (see `clock.stamp`).
+    updated_at_ms: int = 0
+
+    @property
+    def updated_at(self) -> datetime:
+        return from_ms(self.updated_at_ms or self.created_at_ms or to_ms(self.created_at))
+
+    @before_event(Insert)
+    def _stamp_insert(self) -> None:
+        self.stamped()
+
+    @before_event(Replace)
+    def _stamp_replace(self) -> None:
+        self.updated_at_ms = now_ms()
+        if not self.created_at_ms:
+            self.created_at_ms = to_ms(self.created_at)
+
+    def stamped(self) -> TimestampedDocument:
+        """Fill the `*_ms` twins; for documents written in bulk, where hooks do not run."""
+        self.created_at_ms = to_ms(self.created_at)
+        if not self.updated_at_ms:
+            self.updated_at_ms = self.created_at_ms
+        return self
+
+    class Settings:
+        use_revision = False
+        validate_on_save = True
+
+
+class TenantDocument(TimestampedDocument):
+    """A document that belongs to one org; every unique index leads with `org_id`."""
+
+    org_id: ClientId

@@ -1,0 +1,118 @@
+"""`chat_messages`: one message per document, ordered by a per-thread `seq` (0, 1, 2, ...)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from chatadmin.models.analysis import AnalysisSnapshot
+from chatadmin.models.base import (
+    ClientId,
+    Embedded,
+    JsonObject,
+    TenantDocument,
+    index,
+    ms_property,
+    new_id,
+)
+from chatadmin.models.blocks import Block, coerce_content
+
+Role = Literal["user", "assistant", "system", "tool"]
+MessageStatus = Literal["sending", "sent", "error", "retrying"]
+QueryType = Literal["complete", "contextual", "comparative", "parameter", "other"]
+
+
+class QuestionContext(Embedded):
+    """How a user question was understood."""
+
+    original_question: str
+    expanded_question: str | None = None
+    expansion_confidence: float = Field(default=0.0, ge=0.0, le=1.0)
+    query_type: QueryType | None = None
+
+
+class AiMetadata(Embedded):
+    """How an assistant message was produced."""
+
+    model: str | None = None
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
+    response_ms: int | None = Field(default=None, ge=0)
+    temperature: float | None = None
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    sources: list[str] = Field(default_factory=list)
+
+    def tokens(self) -> int:
+        return self.total_tokens or (self.input_tokens + self.output_tokens)
+
+
+class ErrorDetails(Embedded):
+    """Why a message failed."""
+
+    code: str | None = None
+    message: str | None = None
+    retry_count: int = 0
+
+
+class Feedback(Embedded):
+    """A user's verdict on a message."""
+
+    is_helpful: bool | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=5000)
+    submitted_at_ms: int = 0
+    submitted_at = ms_property("submitted_at_ms")
+
+
+class Reference(Embedded):
+    """Something a message referred to (an employee, a report, a document)."""
+
+    kind: str
+    ref_id: str
+    label: str | None = None
+    relevance: str | None = None
+
+
+class Message(TenantDocument):
+    """One message of a thread."""
+
+    message_id: ClientId = Field(default_factory=new_id)
+    thread_id: ClientId
+    user_id: ClientId | None = None
+    seq: int = Field(ge=0)
+    role: Role
+    content: list[Block] = Field(default_factory=list)
+    text: str = ""
+    question_context: QuestionContext | None = None
+    query_type: QueryType | None = None
+    analysis_id: ClientId | None = None
+    analysis: AnalysisSnapshot | None = None
+    ai_metadata: AiMetadata | None = None
+    execution_id: ClientId | None = None
+    execution_status: str | None = None
+    status: MessageStatus = "sent"
+    error: ErrorDetails | None = None
+    has_error: bool = False
+    feedback: Feedback | None = None
+    references: list[Reference] = Field(default_factory=list)
+    deleted: bool = False
+    metadata: JsonObject = Field(default_factory=dict)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _plain_string_is_text(cls, value):
+        return coerce_content(value)
+
+    class Settings:
+        name = "chat_messages"
+        indexes = [
+            index("org_id", "message_id", unique=True, name="org_message_uq"),
+            index("org_id", "thread_id", "seq", unique=True, name="org_thread_seq_uq"),
+            index("org_id", "user_id", "role", "-created_at_ms", name="org_user_role_created"),
+            index("org_id", "role", "-created_at_ms", name="org_role_created"),
+            index("org_id", "-created_at_ms", name="org_created"),
+            index("org_id", "analysis_id", name="org_analysis"),
+            index("$text:text", name="text_text"),
+        ]

@@ -1,0 +1,37 @@
+"""`shared_threads`: public, bounded snapshots of a thread behind an unguessable id."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from chatadmin.models.base import (
+    JsonObject,
+    TenantDocument,
+    UtcDatetime,
+    index,
+    ms_property,
+)
+
+
+class SharedThread(TenantDocument):
+    """A snapshot of a thread; `expires_at_ms == 0` means it never expires."""
+
+    share_id: str = Field(min_length=16, max_length=128)
+    thread_id: str
+    snapshot: JsonObject
+    size_bytes: int = 0
+    created_by: str | None = None
+    expires_at: UtcDatetime | None = None
+    expires_at_ms: int = 0
+    revoked: bool = False
+    revoked_at_ms: int = 0
+    revoked_at = ms_property("revoked_at_ms")
+
+    class Settings:
+        name = "shared_threads"
+        indexes = [
+            index("share_id", unique=True, name="share_uq"),
+            index("org_id", "thread_id", name="org_thread"),
+            index("expires_at", ttl=0, name="expires_at_ttl"),
+            index("expires_at_ms", name="expires_at_ms"),
+        ]

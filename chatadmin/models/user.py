@@ -1,0 +1,54 @@
+"""`users`: the people who talk to the AI application (not admin users)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from chatadmin.models.base import (
+    ClientId,
+    JsonObject,
+    TenantDocument,
+    index,
+    ms_property,
+    new_id,
+)
+
+UserRole = Literal["owner", "leader", "manager"]
+
+
+def email_key(email: str | None, user_id: str) -> str:
+    """The unique-per-org key for an email; users without one get a key of their own.
+
+    A unique index lets two missing values through on the embedded server but not on MongoDB,
+    so the indexed field is always present.
+    """
+    return email.strip().lower() if email else f"~none:{user_id}"
+
+
+class User(TenantDocument):
+    """An end user of an AI application."""
+
+    user_id: ClientId = Field(default_factory=new_id)
+    email: str | None = Field(default=None, max_length=320)
+    email_key: str = ""
+    username: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    role: UserRole = "manager"
+    preferences: JsonObject = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
+    last_login_ms: int = 0
+    last_login = ms_property("last_login_ms")
+    message_count: int = 0
+    thread_count: int = 0
+    last_active_at_ms: int = 0
+    last_active_at = ms_property("last_active_at_ms")
+
+    class Settings:
+        name = "users"
+        indexes = [
+            index("org_id", "user_id", unique=True, name="org_user_uq"),
+            index("org_id", "email_key", unique=True, name="org_email_uq"),
+            index("org_id", "-last_active_at_ms", name="org_active"),
+        ]

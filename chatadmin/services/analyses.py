@@ -1,0 +1,192 @@
+"""Analyses: create, full-text search, reusable templates, reuse without an LLM, saved analyses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from chatadmin.clock import stamp, to_ms, utcnow
+from chatadmin.exceptions import Conflict, Invalid, NotFound
+from chatadmin.models import Analysis, SavedAnalysis
+
+MAX_SIMILAR_QUERIES = 50
+
+
+async def create_analysis(org_id: str, **fields: Any) -> Analysis:
+    analysis = Analysis(org_id=org_id, **fields)
+    try:
+        await analysis.insert()
+    except DuplicateKeyError as exc:
+        raise Conflict(f"analysis {analysis.analysis_id!r} already exists") from exc
+    return analysis
+
+
+async def get_analysis(org_id: str, analysis_id: str) -> Analysis:
+    found = await Analysis.find_one({"org_id": org_id, "analysis_id": str(analysis_id)})
+    if found is None:
+        raise NotFound(f"analysis {analysis_id!r} not found")
+    return found
+
+
+async def search_analyses(
+    org_id: str,
+    *,
+    q: str | None = None,
+    tag: str | None = None,
+    user_id: str | None = None,
+    reusable: bool | None = None,
+    limit: int = 20,
+) -> list[Analysis]:
+    """Full-text search over title and description (best match first), else newest first."""
+    limit = max(1, min(limit, 200))
+    query: dict[str, Any] = {"org_id": org_id}
+    if tag is not None:
+        query["tags"] = {"$in": [str(tag)]}
+    if user_id is not None:
+        query["user_id"] = str(user_id)
+    if reusable is not None:
+        query["is_template"] = bool(reusable)
+    if q is not None and q.strip():
+        if len(q) > 500:
+            raise Invalid("search text is limited to 500 characters")
+        query["$text"] = {"$search": str(q)}
+        coll = Analysis.get_pymongo_collection()
+        docs = (
+            await coll.find(query, {"score": {"$meta": "textScore"}})
+            .sort([("score", {"$meta": "textScore"})])
+            .limit(limit)
+            .to_list()
+        )
+        return [Analysis.model_validate({k: v for k, v in d.items() if k != "score"}) for d in docs]
+    return (
+        await Analysis.find(query)
+        .sort([("created_at_ms", -1), ("analysis_id", -1)])
+        .limit(limit)
+        .to_list()
+    )
+
+
+async def reusable_analyses(
+    org_id: str, *, user_id: str | None = None, limit: int = 50
+) -> list[Analysis]:
+    """Templates that can answer a question again without an LLM, most recently used first."""
+    query: dict[str, Any] = {"org_id": org_id, "is_template": True}
+    if user_id is not None:
+        query["user_id"] = str(user_id)
+    return (
+        await Analysis.find(query)
+        .sort([("last_used_at_ms", -1), ("created_at_ms", -1)])
+        .limit(max(1, min(limit, 200)))
+        .to_list()
+    )
+
+
+def can_reuse(analysis: Analysis, question: str | None = None) -> bool:
+    """Whether an analysis may answer `question` again: a template, or a known similar query."""
+    if analysis.is_template:
+        return True
+    if question is None:
+        return False
+    norm = re.sub(r"\s+", " ", question).strip().casefold()
+    known = {re.sub(r"\s+", " ", s).strip().casefold() for s in analysis.similar_queries}
+    return norm in known
+
+
+async def reuse_analysis(
+    org_id: str,
+    analysis_id: str,
+    *,
+    question: str | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> tuple[Analysis, dict[str, Any]]:
+    """Record a reuse (usage count, last used, the question) and return the merged parameters."""
+    analysis = await get_analysis(org_id, analysis_id)
+    if not can_reuse(analysis, question):
+        raise Conflict(f"analysis {analysis_id!r} is not reusable")
+    now = utcnow()
+    update: dict[str, Any] = {
+        "$inc": {"usage_count": 1},
+        "$set": {"last_used_at": now, "last_used_at_ms": to_ms(now), **stamp(now)},
+    }
+    if question and question.strip():
+        update["$push"] = {
+            "similar_queries": {"$each": [question.strip()], "$slice": -MAX_SIMILAR_QUERIES}
+        }
+    doc = await Analysis.get_pymongo_collection().find_one_and_update(
+        {"org_id": org_id, "analysis_id": str(analysis_id)},
+        update,
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise NotFound(f"analysis {analysis_id!r} not found")
+    updated = Analysis.model_validate(doc)
+    return updated, {**updated.parameters, **(parameters or {})}
+
+
+async def save_analysis(
+    org_id: str, user_id: str, analysis_id: str, name: str, **fields: Any
+) -> SavedAnalysis:
+    """Save an analysis as a user's template."""
+    analysis = await get_analysis(org_id, analysis_id)
+    saved = SavedAnalysis(
+        org_id=org_id,
+        user_id=user_id,
+        analysis_id=analysis.analysis_id,
+        name=name,
+        category=fields.pop("category", analysis.category),
+        tags=fields.pop("tags", list(analysis.tags)),
+        **fields,
+    )
+    try:
+        await saved.insert()
+    except DuplicateKeyError as exc:
+        raise Conflict(f"saved analysis {saved.saved_id!r} already exists") from exc
+    return saved
+
+
+async def list_saved(
+    org_id: str, user_id: str | None = None, limit: int = 50
+) -> list[SavedAnalysis]:
+    query: dict[str, Any] = {"org_id": org_id}
+    if user_id is not None:
+        query["user_id"] = str(user_id)
+    return (
+        await SavedAnalysis.find(query)
+        .sort([("created_at_ms", -1), ("saved_id", -1)])
+        .limit(max(1, min(limit, 200)))
+        .to_list()
+    )
+
+
+async def get_saved(org_id: str, saved_id: str) -> SavedAnalysis:
+    found = await SavedAnalysis.find_one({"org_id": org_id, "saved_id": str(saved_id)})
+    if found is None:
+        raise NotFound(f"saved analysis {saved_id!r} not found")
+    return found
+
+
+async def use_saved(org_id: str, saved_id: str) -> SavedAnalysis:
+    """Record a use of a saved analysis."""
+    now = utcnow()
+    doc = await SavedAnalysis.get_pymongo_collection().find_one_and_update(
+        {"org_id": org_id, "saved_id": str(saved_id)},
+        {
+            "$inc": {"usage_count": 1},
+            "$set": {"last_used_at": now, "last_used_at_ms": to_ms(now), **stamp(now)},
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise NotFound(f"saved analysis {saved_id!r} not found")
+    return SavedAnalysis.model_validate(doc)
+
+
+async def delete_saved(org_id: str, saved_id: str) -> None:
+    result = await SavedAnalysis.get_pymongo_collection().delete_one(
+        {"org_id": org_id, "saved_id": str(saved_id)}
+    )
+    if result.deleted_count == 0:
+        raise NotFound(f"saved analysis {saved_id!r} not found")

@@ -1,0 +1,145 @@
+"""Write-time rollups: every write `$inc`s per-day buckets for its org and its user.
+
+Dashboards then read at most a few dozen small documents, whatever the number of messages.
+Week and month views sum the days. `rebuild()` recomputes the buckets from stored messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
+
+from chatadmin.clock import day_start, days_between, stamp, to_ms, utcnow
+from chatadmin.models import DailyAnalytics
+from chatadmin.models.analytics import COUNTERS, ORG_WIDE, AnalyticsSummary
+from chatadmin.models.base import new_id
+
+
+def bucket_id(user_id: str, day: datetime) -> str:
+    return f"day:{day.strftime('%Y-%m-%d')}:{user_id}"
+
+
+def _upsert(org_id: str, user_id: str, day: datetime, incs: dict[str, int]) -> UpdateOne:
+    now = utcnow()
+    return UpdateOne(
+        {"org_id": org_id, "analytics_id": bucket_id(user_id, day)},
+        {
+            "$inc": incs,
+            "$set": stamp(now),
+            "$setOnInsert": {
+                "_id": new_id(),
+                "user_id": user_id,
+                "period_type": "day",
+                "period_key": day.strftime("%Y-%m-%d"),
+                "period_start": day,
+                "period_start_ms": to_ms(day),
+                "created_at": now,
+                "created_at_ms": to_ms(now),
+            },
+        },
+        upsert=True,
+    )
+
+
+async def record(
+    org_id: str, user_id: str | None, at: datetime | None = None, **increments: int
+) -> None:
+    """Add `increments` (counter name -> amount) to the org's and the user's bucket of the day."""
+    unknown = set(increments) - set(COUNTERS)
+    if unknown:
+        raise ValueError(f"unknown analytics counters: {sorted(unknown)}")
+    incs = {k: int(v) for k, v in increments.items() if v}
+    if not incs:
+        return
+    day = day_start(at or utcnow())
+    ops = [_upsert(org_id, ORG_WIDE, day, incs)]
+    if user_id and user_id != ORG_WIDE:
+        ops.append(_upsert(org_id, user_id, day, incs))
+    coll = DailyAnalytics.get_pymongo_collection()
+    try:
+        await coll.bulk_write(ops, ordered=False)
+    except BulkWriteError as exc:
+        # Two first writes of a day raced on the upsert: retry the ones that lost.
+        failed = {e["index"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
+        if len(failed) != len(exc.details.get("writeErrors", [])):
+            raise
+        await coll.bulk_write([ops[i] for i in sorted(failed)], ordered=False)
+
+
+async def daily(
+    org_id: str, start: datetime, end: datetime, user_id: str = ORG_WIDE
+) -> list[DailyAnalytics]:
+    """One bucket per day from start to end inclusive; days without activity are zeros."""
+    days = days_between(start, end)
+    found = await DailyAnalytics.find(
+        {
+            "org_id": org_id,
+            "user_id": user_id,
+            "period_start_ms": {"$gte": to_ms(days[0]), "$lte": to_ms(days[-1])},
+        }
+    ).to_list()
+    by_day = {b.period_start_ms: b for b in found}
+    out = []
+    for day in days:
+        bucket = by_day.get(to_ms(day))
+        if bucket is None:
+            bucket = DailyAnalytics(
+                org_id=org_id,
+                user_id=user_id,
+                analytics_id=bucket_id(user_id, day),
+                period_key=day.strftime("%Y-%m-%d"),
+                period_start=day,
+                period_start_ms=to_ms(day),
+            )
+        out.append(bucket)
+    return out
+
+
+async def summary(
+    org_id: str, start: datetime, end: datetime, user_id: str = ORG_WIDE, period: str = "range"
+) -> AnalyticsSummary:
+    """Counters summed over the days from start to end inclusive."""
+    buckets = await daily(org_id, start, end, user_id)
+    totals = {c: sum(getattr(b, c) for b in buckets) for c in COUNTERS}
+    return AnalyticsSummary(
+        org_id=org_id,
+        user_id=user_id,
+        period_type=period,
+        start=day_start(start),
+        end=day_start(end),
+        days=len(buckets),
+        **totals,
+    )
+
+
+async def week(org_id: str, day: datetime, user_id: str = ORG_WIDE) -> AnalyticsSummary:
+    """The ISO week (Monday to Sunday) holding `day`."""
+    monday = day_start(day) - timedelta(days=day_start(day).weekday())
+    return await summary(org_id, monday, monday + timedelta(days=6), user_id, "week")
+
+
+async def month(org_id: str, day: datetime, user_id: str = ORG_WIDE) -> AnalyticsSummary:
+    """The calendar month holding `day`."""
+    first = day_start(day).replace(day=1)
+    nxt = (first + timedelta(days=32)).replace(day=1)
+    return await summary(org_id, first, nxt - timedelta(days=1), user_id, "month")
+
+
+async def top_users(
+    org_id: str, start: datetime, end: datetime, limit: int = 10
+) -> list[tuple[str, int]]:
+    """The most active users by messages in the range (reads only day buckets)."""
+    days = days_between(start, end)
+    found = await DailyAnalytics.find(
+        {
+            "org_id": org_id,
+            "period_start_ms": {"$gte": to_ms(days[0]), "$lte": to_ms(days[-1])},
+        }
+    ).to_list()
+    totals: dict[str, int] = {}
+    for b in found:
+        if b.user_id != ORG_WIDE:
+            totals[b.user_id] = totals.get(b.user_id, 0) + b.messages
+    return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]

@@ -1,0 +1,180 @@
+"""Threads (`chat_sessions`): create, list newest-activity-first, rename, archive, delete, pin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from chatadmin.clock import now_ms, stamp, to_ms, utcnow
+from chatadmin.exceptions import Conflict, Invalid, NotFound
+from chatadmin.models import Thread, User
+from chatadmin.models.base import ms_property
+from chatadmin.models.thread import THREAD_LIST_EXCLUDE, THREAD_STATUSES
+from chatadmin.services import analytics
+from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+
+LIVE = ["active", "archived"]
+
+
+class ThreadSummary(BaseModel):
+    """A thread as listed: every field but the heavy ones."""
+
+    thread_id: str
+    org_id: str
+    user_id: str
+    title: str
+    description: str | None = None
+    type: str | None = None
+    status: str
+    is_pinned: bool = False
+    is_favorited: bool = False
+    tags: list[str] = []
+    initial_source: str | None = None
+    message_count: int = 0
+    last_message_at_ms: int = 0
+    last_activity_ms: int = 0
+    total_tokens: int = 0
+    created_at: Any = None
+    updated_at_ms: int = 0
+    metadata: dict = {}
+
+    last_message_at = ms_property("last_message_at_ms")
+    updated_at = ms_property("updated_at_ms")
+
+
+def _collection():
+    return Thread.get_pymongo_collection()
+
+
+async def create_thread(org_id: str, user_id: str, **fields: Any) -> Thread:
+    """Create a thread; an existing `thread_id` in the org raises Conflict."""
+    thread = Thread(org_id=org_id, user_id=user_id, **fields)
+    thread.last_activity_ms = to_ms(thread.created_at)
+    try:
+        await thread.insert()
+    except DuplicateKeyError as exc:
+        raise Conflict(f"thread {thread.thread_id!r} already exists") from exc
+    await User.get_pymongo_collection().update_one(
+        {"org_id": org_id, "user_id": user_id}, {"$inc": {"thread_count": 1}}
+    )
+    await analytics.record(org_id, user_id, thread.created_at, threads=1)
+    return thread
+
+
+async def get_thread(org_id: str, thread_id: str, *, include_deleted: bool = False) -> Thread:
+    """The thread, or NotFound (also for another org's id, and for deleted ones by default)."""
+    query: dict[str, Any] = {"org_id": org_id, "thread_id": str(thread_id)}
+    if not include_deleted:
+        query["status"] = {"$in": LIVE}
+    thread = await Thread.find_one(query)
+    if thread is None:
+        raise NotFound(f"thread {thread_id!r} not found")
+    return thread
+
+
+async def list_threads(
+    org_id: str,
+    *,
+    user_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[ThreadSummary]:
+    """Threads by newest activity first, without heavy fields; keyset-paginated."""
+    limit = clamp_limit(limit)
+    query: dict[str, Any] = {"org_id": org_id}
+    if user_id is not None:
+        query["user_id"] = str(user_id)
+    if status is None:
+        query["status"] = {"$in": LIVE}
+    elif status in THREAD_STATUSES:
+        query["status"] = status
+    else:
+        raise Invalid(f"status must be one of {', '.join(THREAD_STATUSES)}")
+    pos = decode_cursor(cursor, {"a": int, "t": str})
+    if pos:
+        query["$or"] = [
+            {"last_activity_ms": {"$lt": pos["a"]}},
+            {"last_activity_ms": pos["a"], "thread_id": {"$lt": pos["t"]}},
+        ]
+    projection = {name: 0 for name in THREAD_LIST_EXCLUDE}
+    docs = (
+        await _collection()
+        .find(query, projection)
+        .sort([("last_activity_ms", -1), ("thread_id", -1)])
+        .limit(limit + 1)
+        .to_list()
+    )
+    items = [ThreadSummary.model_validate(d) for d in docs]
+    nxt = None
+    if len(items) > limit:
+        items = items[:limit]
+        nxt = encode_cursor({"a": items[-1].last_activity_ms, "t": items[-1].thread_id})
+    return Page(items, nxt)
+
+
+async def _update(org_id: str, thread_id: str, statuses: list[str], changes: dict) -> Thread:
+    doc = await _collection().find_one_and_update(
+        {"org_id": org_id, "thread_id": str(thread_id), "status": {"$in": statuses}},
+        {"$set": {**changes, **stamp()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise NotFound(f"thread {thread_id!r} not found")
+    return Thread.model_validate(doc)
+
+
+async def rename(org_id: str, thread_id: str, title: str) -> Thread:
+    title = title.strip()
+    if not title or len(title) > 500:
+        raise Invalid("title must be 1 to 500 characters")
+    return await _update(org_id, thread_id, LIVE, {"title": title})
+
+
+async def archive(org_id: str, thread_id: str) -> Thread:
+    return await _update(
+        org_id, thread_id, ["active"], {"status": "archived", "archived_at_ms": now_ms()}
+    )
+
+
+async def unarchive(org_id: str, thread_id: str) -> Thread:
+    return await _update(org_id, thread_id, ["archived"], {"status": "active", "archived_at_ms": 0})
+
+
+async def soft_delete(org_id: str, thread_id: str) -> Thread:
+    """Mark deleted: reads then answer NotFound until restored; messages stay stored."""
+    return await _update(org_id, thread_id, LIVE, {"status": "deleted", "deleted_at_ms": now_ms()})
+
+
+async def restore(org_id: str, thread_id: str) -> Thread:
+    return await _update(org_id, thread_id, ["deleted"], {"status": "active", "deleted_at_ms": 0})
+
+
+async def pin(org_id: str, thread_id: str, pinned: bool = True) -> Thread:
+    return await _update(org_id, thread_id, LIVE, {"is_pinned": bool(pinned)})
+
+
+async def favorite(org_id: str, thread_id: str, favorited: bool = True) -> Thread:
+    return await _update(org_id, thread_id, LIVE, {"is_favorited": bool(favorited)})
+
+
+async def add_note(org_id: str, thread_id: str, author: str, text: str) -> Thread:
+    """A support note on a thread (notes never change the conversation itself)."""
+    text = text.strip()
+    if not text or len(text) > 5000:
+        raise Invalid("a note must be 1 to 5000 characters")
+    now = utcnow()
+    doc = await _collection().find_one_and_update(
+        {"org_id": org_id, "thread_id": str(thread_id), "status": {"$in": LIVE}},
+        {
+            "$push": {"notes": {"author": author, "text": text, "created_at_ms": to_ms(now)}},
+            "$set": stamp(now),
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if doc is None:
+        raise NotFound(f"thread {thread_id!r} not found")
+    return Thread.model_validate(doc)

@@ -1,0 +1,93 @@
+"""All configuration in one pydantic-settings class, read from the environment (and `.env`).
+
+Every knob of the product lives here so the app, the CLI and the tests agree on defaults.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+WEAK_SECRET_KEYS = {"", "changeme", "change-me", "secret", "insecure-dev-secret-change-me"}
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used as it is."""
+
+
+class Settings(BaseSettings):
+    """chatadmin configuration; environment variable names are the field names in capitals."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    mongodb_uri: str | None = Field(default=None, description="unset: start the embedded server")
+    mongodb_db_name: str = "chatadmin"
+    redis_url: str | None = Field(default=None, description="unset: in-process stand-in")
+    redis_prefix: str = "chat:"
+
+    chatadmin_secret_key: str | None = Field(
+        default=None, description="unset: generated once per data dir (embedded default only)"
+    )
+    chatadmin_debug: bool = False
+    chatadmin_data_dir: Path = Path(".chatadmin")
+    chatadmin_log_level: str = "INFO"
+
+    # Limits, checked by the app before every write (the embedded server does not enforce 16 MB).
+    chatadmin_max_body_bytes: int = 5 * 1024 * 1024
+    chatadmin_max_batch: int = 1000
+    chatadmin_max_message_bytes: int = 1024 * 1024
+    chatadmin_max_share_bytes: int = 4 * 1024 * 1024
+    chatadmin_max_share_messages: int = 2000
+    chatadmin_max_json_depth: int = 32
+
+    chatadmin_cache_ttl_seconds: int = 24 * 3600
+    chatadmin_context_ttl_days: int = 90
+    chatadmin_connection_ttl_seconds: int = 24 * 3600
+    chatadmin_sweep_interval_seconds: float = 60.0
+    chatadmin_public_url: str = "http://127.0.0.1:8000"
+    chatadmin_auto_migrate: bool | None = Field(
+        default=None, description="apply pending migrations at start; default: only when embedded"
+    )
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret(self) -> Settings:
+        key = self.chatadmin_secret_key
+        if key is None or self.chatadmin_debug:
+            return self
+        if key.strip().lower() in WEAK_SECRET_KEYS or len(key) < 16:
+            raise ConfigError(
+                "CHATADMIN_SECRET_KEY is a default or too short; set it to a long random value "
+                "(or set CHATADMIN_DEBUG=1 for local development)"
+            )
+        return self
+
+    def secret_key(self) -> str:
+        """The session-signing key: the configured one, or one generated once per data dir.
+
+        Only the embedded default (and debug mode) may generate one; a deployment that points at
+        its own MongoDB must configure the key, so every instance signs with the same key.
+        """
+        if self.chatadmin_secret_key:
+            return self.chatadmin_secret_key
+        if not (self.embedded or self.chatadmin_debug):
+            raise ConfigError("CHATADMIN_SECRET_KEY must be set when MONGODB_URI is set")
+        path = self.chatadmin_data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+    @property
+    def auto_migrate(self) -> bool:
+        return self.embedded if self.chatadmin_auto_migrate is None else self.chatadmin_auto_migrate
+
+    @property
+    def embedded(self) -> bool:
+        """True when no MONGODB_URI is given and the embedded server is used."""
+        return not self.mongodb_uri
