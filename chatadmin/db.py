@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from beanie import init_beanie
@@ -121,3 +123,13 @@ def _redact(uri: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+@contextlib.asynccontextmanager
+async def open_database(settings: Settings, **kwargs) -> AsyncIterator[Database]:
+    """`Database.open` as an async context manager (closes, and stops what it started)."""
+    database = await Database.open(settings, **kwargs)
+    try:
+        yield database
+    finally:
+        await database.close()

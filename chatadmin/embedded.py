@@ -8,6 +8,8 @@ so dropping one database never touches another).
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import logging
 import os
 import signal
@@ -50,13 +52,39 @@ class EmbeddedMongo:
         self.host = host
         self.port = port
         self.proc: subprocess.Popen | None = None
+        self.attached = False
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "run" / "server.json"
+
+    def attach(self) -> bool:
+        """Use a server that another process of ours already runs on this data dir, if any.
+
+        Two servers must never open the same SQLite files, so a CLI command run beside
+        `runserver` talks to the running server instead of starting its own.
+        """
+        try:
+            state = json.loads(self.state_file.read_text())
+            os.kill(int(state["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self.port = int(state["port"])
+        if not self._ping(timeout=2.0):
+            self.port = None
+            return False
+        self.attached = True
+        log.info("database: embedded nx-27017 at %s (already running)", self.uri)
+        return True
 
     @property
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
-    def start(self, timeout: float = 30.0) -> EmbeddedMongo:
-        """Start the server and block until it answers `ping`; retries on a port race."""
+    def start(self, timeout: float = 30.0, reuse: bool = True) -> EmbeddedMongo:
+        """Start the server (or attach to ours) and block until it answers `ping`."""
+        if reuse and self.attach():
+            return self
         self.data_dir.mkdir(parents=True, exist_ok=True)
         run_dir = self.data_dir / "run"
         run_dir.mkdir(exist_ok=True)
@@ -81,6 +109,7 @@ class EmbeddedMongo:
             self.port = port
             if self._wait_ready(timeout):
                 atexit.register(self.stop)
+                self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": port}))
                 log.info("database: embedded nx-27017 at %s, data in %s", self.uri, self.data_dir)
                 return self
             last_error = f"exit code {self.proc.poll()}"
@@ -90,27 +119,35 @@ class EmbeddedMongo:
             f"nx-27017 did not answer ping ({last_error}); see {run_dir / 'nx-27017.out'}"
         )
 
+    def _ping(self, timeout: float = 0.5) -> bool:
+        try:
+            with MongoClient(self.uri, serverSelectionTimeoutMS=int(timeout * 1000)) as client:
+                client.admin.command("ping")
+                return True
+        except PyMongoError:
+            return False
+
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is None or self.proc.poll() is not None:
                 return False
-            try:
-                with MongoClient(self.uri, serverSelectionTimeoutMS=500) as client:
-                    client.admin.command("ping")
-                    return True
-            except PyMongoError:
-                time.sleep(0.1)
+            if self._ping():
+                return True
+            time.sleep(0.1)
         return False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
-        """Stop the process we started (SIGTERM, then SIGKILL after 10 s)."""
+        """Stop the process we started (SIGTERM, then SIGKILL after 10 s); never an attached one."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(self.state_file.read_text()).get("pid") == proc.pid:
+                self.state_file.unlink()
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -88,8 +88,7 @@ async def insert_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_
         {"org_id": message.org_id, "thread_id": message.thread_id, "status": {"$in": LIVE}},
         {
             "$inc": incs,
-            "$max": {"last_message_at_ms": ms, "last_activity_ms": ms},
-            "$set": stamp(now),
+            "$max": {"last_message_at_ms": ms, "last_activity_ms": ms, "updated_at_ms": ms},
         },
         projection={"next_seq": 1, "user_id": 1},
         return_document=ReturnDocument.AFTER,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from chatadmin.clock import stamp, to_ms, utcnow
@@ -28,9 +27,11 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
     user.email_key = email_key(user.email, user.user_id)
     doc = user.model_dump(by_alias=True, include=UPDATABLE | {"email_key"})
     now = utcnow()
+    key = {"org_id": org_id, "user_id": str(user_id)}
+    # update_one, not find_one_and_update: nx-27017 ignores $setOnInsert in the latter's upserts.
     try:
-        saved = await User.get_pymongo_collection().find_one_and_update(
-            {"org_id": org_id, "user_id": str(user_id)},
+        await User.get_pymongo_collection().update_one(
+            key,
             {
                 "$set": {**doc, **stamp(now)},
                 "$setOnInsert": {
@@ -43,10 +44,10 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
                 },
             },
             upsert=True,
-            return_document=ReturnDocument.AFTER,
         )
     except DuplicateKeyError as exc:
         raise Conflict(f"email {user.email!r} is already used by another user") from exc
+    saved = await User.get_pymongo_collection().find_one(key)
     return User.model_validate(saved), current is None
 
 
