@@ -86,7 +86,8 @@ async def index(request: Request) -> Response:
 @contextlib.asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    database = await Database.open(settings)
+    given = app.state.database
+    database = given or await Database.open(settings)
     app.state.database = database
     app.state.redis = store.connect(settings)
     if settings.auto_migrate:
@@ -101,11 +102,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await app.state.redis.aclose()
-        await database.close()
+        if given is None:
+            await database.close()
+            app.state.database = None
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the ASGI app for `settings` (read from the environment when omitted)."""
+def create_app(settings: Settings | None = None, database: Database | None = None) -> Starlette:
+    """Build the ASGI app for `settings` (read from the environment when omitted).
+
+    An embedding program may pass a `database` it already opened; the app then uses it and
+    leaves closing it to the caller.
+    """
     settings = settings or Settings()
     settings.secret_key()  # refuse to start without a usable key
     routes = [
@@ -121,5 +128,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.database = database
     app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
     return app

@@ -1,0 +1,129 @@
+"""Test harness on real servers: MongoDB from MONGODB_URI or an nx-27017 we start, and Redis from
+REDIS_URL or a redis-server we start, each once per session on a free port. Collections are
+emptied after every test (indexes stay)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis
+
+from chatadmin.db import Database
+from chatadmin.embedded import EmbeddedMongo, free_port
+from chatadmin.migrations import migrate
+from chatadmin.models import DOCUMENT_MODELS
+from chatadmin.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory) -> str:
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    server = EmbeddedMongo(tmp_path_factory.mktemp("nx"))
+    server.start(reuse=False)
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.exit("redis-server is not installed: run the README's test command", 2)
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def settings(mongo_uri, redis_url, tmp_path_factory) -> Settings:
+    return Settings(
+        mongodb_uri=mongo_uri,
+        mongodb_db_name=f"chatadmin_test_{uuid.uuid4().hex[:8]}",
+        redis_url=redis_url,
+        chatadmin_debug=True,
+        chatadmin_secret_key="test-secret-key-0123456789abcdef",
+        chatadmin_data_dir=tmp_path_factory.mktemp("data"),
+        _env_file=None,
+    )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def database(settings) -> Database:
+    database = await Database.open(settings)
+    await migrate(database.db)
+    yield database
+    await database.client.drop_database(settings.mongodb_db_name)
+    await database.close()
+
+
+@pytest_asyncio.fixture(autouse=True, loop_scope="session")
+async def clean(request):
+    """Empty every collection after each test that used the database."""
+    yield
+    if "database" not in request.fixturenames:
+        return
+    database = request.getfixturevalue("database")
+    for model in DOCUMENT_MODELS:
+        if model.Settings.name != "migrations":
+            await database.db[model.Settings.name].delete_many({})
+
+
+@pytest.fixture
+def runner(settings, tmp_path):
+    """Run `manage.py` in a subprocess against the test servers and a database of its own."""
+    db_name = f"chatadmin_cli_{uuid.uuid4().hex[:8]}"
+
+    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 120):
+        full_env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
+            "MONGODB_URI": settings.mongodb_uri,
+            "MONGODB_DB_NAME": db_name,
+            "REDIS_URL": settings.redis_url,
+            "CHATADMIN_DATA_DIR": str(tmp_path / "data"),
+            "CHATADMIN_SECRET_KEY": "cli-test-secret-0123456789abcdef",
+            "CHATADMIN_LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        full_env = {k: v for k, v in full_env.items() if v is not None}
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            input=input, capture_output=True, text=True, env=full_env, timeout=timeout,
+            cwd=tmp_path,
+        )  # fmt: skip
+
+    run.db_name = db_name
+    yield run
+    from pymongo import MongoClient
+
+    with MongoClient(settings.mongodb_uri) as client:
+        client.drop_database(db_name)

@@ -1,0 +1,159 @@
+"""Messages: atomic per-thread seq, rollups kept in step, analyses linked both ways, feedback."""
+
+import asyncio
+
+import pytest
+
+from chatadmin.exceptions import Conflict, NotFound, TooLarge
+from chatadmin.models import Analysis, Execution, Message, Thread
+from chatadmin.models.blocks import TextBlock, ToolResultBlock, ToolUseBlock
+from chatadmin.services import analytics, messages, threads
+
+pytestmark = pytest.mark.usefixtures("database")
+
+
+async def _thread(org="org-a", user="u1", **kw) -> Thread:
+    return await threads.create_thread(org, user, **kw)
+
+
+async def test_fifty_concurrent_appends_get_seqs_0_to_49():
+    t = await _thread()
+    results = await asyncio.gather(
+        *[
+            messages.append_message(
+                "org-a", t.thread_id, role="user", content=f"question {i}",
+                ai_metadata={"total_tokens": 10, "response_ms": 100},
+            )
+            for i in range(50)
+        ]
+    )  # fmt: skip
+    assert sorted(m.seq for m in results) == list(range(50))
+    stored = await Message.find({"org_id": "org-a", "thread_id": t.thread_id}).to_list()
+    assert sorted(m.seq for m in stored) == list(range(50))
+    thread = await threads.get_thread("org-a", t.thread_id)
+    assert thread.message_count == 50
+    assert thread.next_seq == 50
+    assert thread.total_tokens == 500
+    assert thread.total_response_ms == 5000 and thread.response_count == 50
+    assert thread.last_message_at_ms == max(m.created_at_ms for m in stored)
+    assert thread.last_message_at is not None
+
+
+async def test_plain_string_content_is_one_text_block_and_text_is_rendered():
+    t = await _thread()
+    m = await messages.append_message(
+        "org-a",
+        t.thread_id,
+        role="assistant",
+        content=[
+            {"type": "text", "text": "Looking it up."},
+            {"type": "tool_use", "id": "tu1", "name": "lookup", "input": {"q": "AAPL"}},
+        ],
+    )
+    assert isinstance(m.content[0], TextBlock) and isinstance(m.content[1], ToolUseBlock)
+    assert "Looking it up." in m.text and "lookup" in m.text
+    u = await messages.append_message("org-a", t.thread_id, role="user", content="hello")
+    assert u.content == [TextBlock(text="hello")] and u.text == "hello"
+    r = await messages.append_message(
+        "org-a", t.thread_id, role="tool",
+        content=[{"type": "tool_result", "tool_use_id": "tu1", "content": "boom", "is_error": True}],
+    )  # fmt: skip
+    stored = await messages.get_message("org-a", r.message_id)
+    assert isinstance(stored.content[0], ToolResultBlock) and stored.content[0].is_error is True
+
+
+async def test_append_to_unknown_or_other_org_thread_is_not_found():
+    t = await _thread()
+    with pytest.raises(NotFound):
+        await messages.append_message("org-b", t.thread_id, role="user", content="x")
+    with pytest.raises(NotFound):
+        await messages.append_message("org-a", "nope", role="user", content="x")
+    assert await Message.find({}).count() == 0
+
+
+async def test_append_to_deleted_thread_is_refused():
+    t = await _thread()
+    await threads.soft_delete("org-a", t.thread_id)
+    with pytest.raises(NotFound):
+        await messages.append_message("org-a", t.thread_id, role="user", content="x")
+
+
+async def test_duplicate_message_id_conflicts_without_touching_counters():
+    t = await _thread()
+    await messages.append_message("org-a", t.thread_id, message_id="m1", role="user", content="a")
+    with pytest.raises(Conflict):
+        await messages.append_message("org-a", t.thread_id, message_id="m1", role="user", content="b")
+    thread = await threads.get_thread("org-a", t.thread_id)
+    assert thread.message_count == 1 and thread.next_seq == 1
+
+
+async def test_oversized_message_is_refused_before_any_write():
+    t = await _thread()
+    with pytest.raises(TooLarge):
+        await messages.append_message(
+            "org-a", t.thread_id, role="user", content="x" * 5000, max_bytes=1000
+        )
+    thread = await threads.get_thread("org-a", t.thread_id)
+    assert thread.message_count == 0 and thread.next_seq == 0
+    assert await Message.find({}).count() == 0
+
+
+async def test_assistant_message_with_analysis_links_both_ways():
+    t = await _thread()
+    msg, analysis, run = await messages.add_assistant_message_with_analysis(
+        "org-a",
+        t.thread_id,
+        content="AAPL volatility is 24%.",
+        analysis={
+            "title": "AAPL volatility",
+            "description": "30-day volatility",
+            "result": {"description": "top", "body": [{"key": "AAPL", "value": 24.1}]},
+            "parameters": {"lookback_days": 30},
+            "mcp_calls": ["calculate_volatility"],
+        },
+        execution={"question": "vol?", "generated_script": "print(1)"},
+    )
+    stored_msg = await messages.get_message("org-a", msg.message_id)
+    stored_analysis = await Analysis.find_one({"analysis_id": analysis.analysis_id})
+    stored_run = await Execution.find_one({"execution_id": run.execution_id})
+    assert stored_msg.analysis_id == analysis.analysis_id
+    assert stored_msg.analysis.title == "AAPL volatility"
+    assert stored_msg.analysis.result.body[0].value == 24.1
+    assert stored_analysis.message_id == msg.message_id
+    assert stored_analysis.thread_id == t.thread_id
+    assert stored_analysis.execution_id == run.execution_id
+    assert stored_run.message_id == msg.message_id
+    assert stored_msg.execution_id == run.execution_id
+    assert stored_msg.execution_status == "pending"
+    thread = await threads.get_thread("org-a", t.thread_id)
+    assert thread.analysis_ids == [analysis.analysis_id]
+
+
+async def test_list_messages_pages_in_seq_order():
+    t = await _thread()
+    for i in range(7):
+        await messages.append_message("org-a", t.thread_id, role="user", content=f"m{i}")
+    page1 = await messages.list_messages("org-a", t.thread_id, limit=3)
+    page2 = await messages.list_messages("org-a", t.thread_id, limit=3, cursor=page1.next_cursor)
+    page3 = await messages.list_messages("org-a", t.thread_id, limit=3, cursor=page2.next_cursor)
+    seqs = [m.seq for p in (page1, page2, page3) for m in p.items]
+    assert seqs == list(range(7))
+    assert page3.next_cursor is None
+    recent = await messages.recent_messages("org-a", t.thread_id, 2)
+    assert [m.seq for m in recent] == [5, 6]
+
+
+async def test_feedback_replaces_and_analytics_count_the_difference():
+    t = await _thread()
+    m = await messages.append_message("org-a", t.thread_id, role="assistant", content="ok")
+    await messages.set_feedback("org-a", m.message_id, is_helpful=True, rating=5, comment="great")
+    await messages.set_feedback("org-a", m.message_id, is_helpful=False, rating=2)
+    stored = await messages.get_message("org-a", m.message_id)
+    assert stored.feedback.is_helpful is False and stored.feedback.rating == 2
+    assert stored.feedback.submitted_at is not None
+    day = await analytics.summary("org-a", m.created_at, m.created_at)
+    assert day.feedback_count == 1
+    assert day.helpful_count == 0 and day.unhelpful_count == 1
+    assert day.rating_sum == 2 and day.rating_count == 1 and day.comment_count == 0
+    with pytest.raises(NotFound):
+        await messages.set_feedback("org-b", m.message_id, is_helpful=True)
