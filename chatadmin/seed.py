@@ -4,6 +4,7 @@ executions, feedback and audit entries. Ids are deterministic, so seeding twice 
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from chatadmin.exceptions import Conflict
 from chatadmin.models import Thread
 from chatadmin.services import audit, executions, messages, threads, users
 
+SEED = 20261123
 ORGS = ["acme", "globex", "initech"]
 USERS_PER_ORG = 4
 ROLES = ["owner", "leader", "manager", "manager"]
@@ -224,18 +226,30 @@ async def _seed_thread(i: int, rng: random.Random, stats: SeedStats) -> None:
     stats.threads_created += 1
 
 
-async def seed(threads_count: int = 50, progress: Callable[[int], None] | None = None) -> SeedStats:
-    """Create demo data for `threads_count` threads spread over the demo orgs."""
-    rng = random.Random(20261123)
+async def seed(
+    threads_count: int = 50,
+    progress: Callable[[int], None] | None = None,
+    concurrency: int = 4,
+) -> SeedStats:
+    """Create demo data for `threads_count` threads spread over the demo orgs.
+
+    Each thread draws from its own seeded generator, so the data is the same on every run and
+    whatever the concurrency.
+    """
     stats = SeedStats()
     start = time.perf_counter()
     await _seed_users()
-    for i in range(threads_count):
-        try:
-            await _seed_thread(i, rng, stats)
-        except Conflict:
-            stats.threads_skipped += 1
-        if progress:
-            progress(1)
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(i: int) -> None:
+        async with gate:
+            try:
+                await _seed_thread(i, random.Random(SEED + i), stats)
+            except Conflict:
+                stats.threads_skipped += 1
+            if progress:
+                progress(1)
+
+    await asyncio.gather(*(one(i) for i in range(threads_count)))
     stats.seconds = time.perf_counter() - start
     return stats
