@@ -87,7 +87,8 @@ async def cmd_createadmin(args: argparse.Namespace, settings: Settings) -> int:
             raise CommandError("passwords do not match")
     else:
         raise CommandError("no terminal to prompt for a password; use --password-stdin")
-    async with open_database(settings) as _database:
+    async with open_database(settings) as database:
+        await migrate(database.db)  # the unique index on username must exist first
         user = await accounts.create_admin_user(args.username, password, args.role, args.org)
     scope = f"org {user.org_id}" if user.org_id else "all orgs"
     out(f"Created admin user {user.username!r} with role {user.role} ({scope}).")
@@ -96,7 +97,8 @@ async def cmd_createadmin(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_createapikey(args: argparse.Namespace, settings: Settings) -> int:
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
-    async with open_database(settings) as _database:
+    async with open_database(settings) as database:
+        await migrate(database.db)
         key, plaintext = await accounts.create_api_key(args.org, scopes, name=args.name)
     out(f"API key {key.key_id} for org {key.org_id} with scopes {','.join(key.scopes)}.")
     out("Store it now: it is shown once and cannot be recovered.")

@@ -52,10 +52,11 @@ async def server_info(client: AsyncMongoClient) -> ServerInfo:
 
 
 def make_client(uri: str, timeout_ms: int = 5000) -> AsyncMongoClient:
-    """An async client that returns aware UTC datetimes."""
-    return AsyncMongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, uuidRepresentation="standard"
-    )
+    """An async client that returns aware UTC datetimes; a timeout in the URI wins."""
+    options: dict = {"tz_aware": True, "uuidRepresentation": "standard"}
+    if "serverselectiontimeoutms" not in uri.lower():
+        options["serverSelectionTimeoutMS"] = timeout_ms
+    return AsyncMongoClient(uri, **options)
 
 
 @dataclass
@@ -75,8 +76,13 @@ class Database:
         *,
         create_indexes: bool = False,
         embedded: EmbeddedMongo | None = None,
+        wait_for_server: bool = False,
     ) -> Database:
-        """Connect (starting the embedded server when no URI is set) and initialise Beanie."""
+        """Connect (starting the embedded server when no URI is set) and initialise Beanie.
+
+        An unreachable server raises, unless `wait_for_server` (the app: it starts anyway and
+        `/readyz` reports the database as down until it answers).
+        """
         owned = None
         uri = settings.mongodb_uri
         if not uri:
@@ -88,6 +94,8 @@ class Database:
             try:
                 info = await server_info(client)
             except PyMongoError as exc:
+                if not wait_for_server:
+                    raise
                 log.warning("MongoDB is not reachable yet (%s); /readyz reports it", exc)
                 info = ServerInfo("unreachable", "")
             db = client[settings.mongodb_db_name]
@@ -99,7 +107,8 @@ class Database:
             if owned:
                 owned.stop()
             raise
-        log.info("database: %s, db %r at %s", info.label(), settings.mongodb_db_name, _redact(uri))
+        where = f"embedded, data in {embedded.data_dir}" if embedded else _redact(uri)
+        log.info("database: %s, db %r (%s)", info.label(), settings.mongodb_db_name, where)
         return cls(client=client, db=db, info=info, uri=uri, embedded=owned)
 
     async def ping(self) -> ServerInfo:

@@ -74,7 +74,7 @@ class EmbeddedMongo:
             self.port = None
             return False
         self.attached = True
-        log.info("database: embedded nx-27017 at %s (already running)", self.uri)
+        log.debug("attached to the running nx-27017 at %s", self.uri)
         return True
 
     @property
@@ -110,7 +110,7 @@ class EmbeddedMongo:
             if self._wait_ready(timeout):
                 atexit.register(self.stop)
                 self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": port}))
-                log.info("database: embedded nx-27017 at %s, data in %s", self.uri, self.data_dir)
+                log.debug("started nx-27017 at %s, data in %s", self.uri, self.data_dir)
                 return self
             last_error = f"exit code {self.proc.poll()}"
             self.stop()

@@ -61,13 +61,15 @@ async def index_drift(db: AsyncDatabase, model: type[Document], info: ServerInfo
     """Compare a model's declared indexes with the collection's."""
     name = model.Settings.name
     drift = Drift(name)
+    present = set()
     if name not in await db.list_collection_names():
-        drift.collection_missing = True
-    present = {
-        signature_of_spec(spec)
-        for spec in (await db[name].index_information()).values()
-        if list(spec["key"]) != [("_id", 1)]
-    }
+        drift.collection_missing = True  # listing its indexes would create it on nx-27017
+    else:
+        present = {
+            signature_of_spec(spec)
+            for spec in (await db[name].index_information()).values()
+            if list(spec["key"]) != [("_id", 1)]
+        }
     declared = {signature_of_spec(ix.document) for ix in declared_indexes(model)}
     for sig in sorted(declared - present):
         is_text = any(kind == "text" for _, kind in sig[0])

@@ -5,6 +5,8 @@ Every knob of the product lives here so the app, the CLI and the tests agree on 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from pathlib import Path
 
@@ -75,12 +77,19 @@ class Settings(BaseSettings):
         if not (self.embedded or self.chatadmin_debug):
             raise ConfigError("CHATADMIN_SECRET_KEY must be set when MONGODB_URI is set")
         path = self.chatadmin_data_dir / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(key)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # A complete file linked into place: concurrent starters agree on one key.
+            tmp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+            tmp.unlink()
+        key = path.read_text().strip()
+        if len(key) < 32:
+            raise ConfigError(f"{path} holds no usable key; delete it to generate a new one")
         return key
 
     @property

@@ -2,6 +2,7 @@
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from pymongo import MongoClient
@@ -74,7 +75,8 @@ def test_unknown_command_is_a_usage_error(runner):
 def test_migrate_applies_once_then_reports_nothing_to_apply(runner, mongo):
     first = runner("migrate")
     assert first.returncode == 0, first.stderr
-    assert re.search(r"^Applied 0001 initial collections and indexes in \d+ ms$", first.stdout, re.M)
+    applied = r"^Applied 0001 initial collections and indexes in \d+ ms$"
+    assert re.search(applied, first.stdout, re.M)
     assert "created collection chat_messages" in first.stdout
     assert "[x] 0001" in first.stdout
     assert re.search(r"Index drift:\n  none", first.stdout)
@@ -100,7 +102,8 @@ def test_migrate_list_shows_pending_then_applied_without_applying(runner, mongo)
     assert runner("migrate").returncode == 0
     after = runner("migrate", "--list")
     assert after.returncode == 0, after.stderr
-    assert re.search(r"\[x\] 0001 initial collections and indexes \(completed at \S+\)", after.stdout)
+    completed = r"\[x\] 0001 initial collections and indexes \(completed at \S+\)"
+    assert re.search(completed, after.stdout)
     assert "Applied" not in after.stdout
 
 
@@ -152,6 +155,13 @@ def test_createadmin_short_password_fails(runner, mongo):
 def test_createadmin_without_tty_or_password_stdin_fails(runner, mongo):
     result = runner("createadmin", "--username", "x", input="")
     assert_clean_error(result, "--password-stdin")
+    assert mongo.admin_users.count_documents({}) == 0
+
+
+def test_createadmin_rejects_an_invalid_username(runner, mongo):
+    assert runner("migrate").returncode == 0
+    result = runner("createadmin", "--username", "bad name!", "--password-stdin", input=PASSWORD)
+    assert_clean_error(result, "error: invalid value:", "pattern")
     assert mongo.admin_users.count_documents({}) == 0
 
 
@@ -271,30 +281,30 @@ def test_check_before_migrate_reports_the_pending_migration(runner):
 # -- unreachable database ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("migrate",),
-        ("check",),
-        ("createapikey", "--org", "acme"),
-        ("seed", "--threads", "1", "--no-progress"),
-    ],
-)
-def test_unreachable_database_is_a_clean_error(runner, args):
+def test_unreachable_database_is_a_clean_error_for_every_command(runner):
+    """All commands at once (each waits for server selection), so this costs one timeout."""
     uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=500"
-    result = runner(*args, env={"MONGODB_URI": uri}, timeout=60)
-    assert_clean_error(result)
-    assert "ca_" not in result.stdout
-
-
-def test_unreachable_database_createadmin_is_a_clean_error(runner):
-    uri = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=500"
-    result = runner(
-        "createadmin", "--username", "x", "--password-stdin",
-        input=PASSWORD + "\n", env={"MONGODB_URI": uri}, timeout=60,
-    )  # fmt: skip
-    assert_clean_error(result)
-    assert "Created" not in result.stdout
+    commands = {
+        "migrate": (("migrate",), None),
+        "migrate --list": (("migrate", "--list"), None),
+        "check": (("check",), None),
+        "createadmin": (("createadmin", "--username", "x", "--password-stdin"), PASSWORD),
+        "createapikey": (("createapikey", "--org", "acme"), None),
+        "seed": (("seed", "--threads", "1", "--no-progress"), None),
+    }
+    with ThreadPoolExecutor(len(commands)) as pool:
+        futures = {
+            name: pool.submit(runner, *args, input=stdin, env={"MONGODB_URI": uri}, timeout=60)
+            for name, (args, stdin) in commands.items()
+        }
+        results = {name: future.result() for name, future in futures.items()}
+    for name, result in results.items():
+        assert result.returncode == 1, (name, result.stdout, result.stderr)
+        assert "error: database:" in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr + result.stdout, name
+    assert "Created" not in results["createadmin"].stdout
+    assert "ca_" not in results["createapikey"].stdout
+    assert "No problems found." not in results["check"].stdout
 
 
 def test_weak_secret_key_is_a_clean_config_error(runner):

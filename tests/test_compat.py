@@ -19,6 +19,7 @@ from chatadmin.seed import seed
 from chatadmin.services import threads
 
 pytestmark = pytest.mark.usefixtures("database")
+DATE_STRING = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?")
 
 
 @pytest.fixture
@@ -122,6 +123,15 @@ async def test_compound_unique_index_scoped_by_org(database):
         await Thread(org_id="org-a", user_id="u2", thread_id="same").insert()
 
 
+async def test_add_to_set_of_subdocuments_keeps_them_documents(coll):
+    """Thread notes rely on this; nx-27017's $push would turn them into JSON strings."""
+    await coll.insert_one({"_id": "t", "notes": []})
+    for i in range(3):
+        await coll.update_one({"_id": "t"}, {"$addToSet": {"notes": {"id": i, "text": f"n{i}"}}})
+    notes = (await coll.find_one({"_id": "t"}))["notes"]
+    assert notes == [{"id": 0, "text": "n0"}, {"id": 1, "text": "n1"}, {"id": 2, "text": "n2"}]
+
+
 async def test_text_search_with_tenant_filter(database):
     coll = database.db["analyses"]
     await coll.insert_many([
@@ -136,6 +146,7 @@ async def test_text_search_with_tenant_filter(database):
 async def test_every_stored_datetime_is_a_bson_date_after_a_full_workflow(database):
     """Update operators never carry datetimes; this scans what a realistic workload stored."""
     await seed(6)
+    await _touch_everything_else()
     checked = 0
     for model in DOCUMENT_MODELS:
         async for doc in database.db[model.Settings.name].find():
@@ -144,10 +155,41 @@ async def test_every_stored_datetime_is_a_bson_date_after_a_full_workflow(databa
                 if leaf.endswith("_at") or leaf in ("period_start",):
                     assert value is None or isinstance(value, datetime), (model, path, value)
                     checked += 1
-                assert not (isinstance(value, str) and re.fullmatch(
-                    r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?", value)), (model, path, value)  # fmt: skip
+                looks_like_date = isinstance(value, str) and DATE_STRING.fullmatch(value)
+                assert not looks_like_date, (model, path, value)
+            for note in doc.get("notes", []) if model is Thread else []:
+                assert isinstance(note, dict), note
     assert checked > 100
     assert await Message.find({}).count() > 20
+
+
+async def _touch_everything_else():
+    """Every update path that seed does not take."""
+    from chatadmin.services import accounts, analyses, cache, contexts, shares, users
+
+    t = await threads.create_thread("org-z", "u1")
+    await threads.add_note("org-z", t.thread_id, "support", "called the user")
+    await threads.add_note("org-z", t.thread_id, "support", "resolved")
+    await threads.archive("org-z", t.thread_id)
+    await threads.soft_delete("org-z", t.thread_id)
+    await threads.restore("org-z", t.thread_id)
+    a = await analyses.create_analysis("org-z", title="t", is_template=True)
+    await analyses.reuse_analysis("org-z", a.analysis_id, question="again?")
+    saved = await analyses.save_analysis("org-z", "u1", a.analysis_id, "mine")
+    await analyses.use_saved("org-z", saved.saved_id)
+    await users.upsert_user("org-z", "u1", email="u@z.example", last_login=utcnow())
+    await users.upsert_user("org-z", "u1", username="u1")
+    await cache.put("org-z", "q", {"p": 1}, {"r": 1})
+    await cache.put("org-z", "q", {"p": 1}, {"r": 2})
+    await cache.lookup("org-z", "q", {"p": 1})
+    await contexts.upsert_context("org-z", "c1", key_points=["a"])
+    await contexts.upsert_context("org-z", "c1", decisions=["b"])
+    share = await shares.create_share("org-z", t.thread_id, expires_in_seconds=3600)
+    await shares.revoke_share("org-z", share.share_id)
+    await accounts.create_admin_user("root", "a long enough password", "admin")
+    await accounts.authenticate_admin("root", "a long enough password")
+    _key, plaintext = await accounts.create_api_key("org-z", ["read"])
+    await accounts.verify_api_key(plaintext)
 
 
 def _walk(value, path=""):

@@ -56,7 +56,7 @@ async def test_plain_string_content_is_one_text_block_and_text_is_rendered():
     assert u.content == [TextBlock(text="hello")] and u.text == "hello"
     r = await messages.append_message(
         "org-a", t.thread_id, role="tool",
-        content=[{"type": "tool_result", "tool_use_id": "tu1", "content": "boom", "is_error": True}],
+        content=[{"type": "tool_result", "tool_use_id": "tu1", "content": "no", "is_error": True}],
     )  # fmt: skip
     stored = await messages.get_message("org-a", r.message_id)
     assert isinstance(stored.content[0], ToolResultBlock) and stored.content[0].is_error is True
@@ -82,7 +82,9 @@ async def test_duplicate_message_id_conflicts_without_touching_counters():
     t = await _thread()
     await messages.append_message("org-a", t.thread_id, message_id="m1", role="user", content="a")
     with pytest.raises(Conflict):
-        await messages.append_message("org-a", t.thread_id, message_id="m1", role="user", content="b")
+        await messages.append_message(
+            "org-a", t.thread_id, message_id="m1", role="user", content=""
+        )
     thread = await threads.get_thread("org-a", t.thread_id)
     assert thread.message_count == 1 and thread.next_seq == 1
 

@@ -53,7 +53,8 @@ async def test_index_drift_reports_missing_and_undeclared(database):
 
     coll = database.db["chat_messages"]
     info = await coll.index_information()
-    seq_index = next(n for n, s in info.items() if [k for k, _ in s["key"]] == ["org_id", "thread_id", "seq"])
+    wanted = ["org_id", "thread_id", "seq"]
+    seq_index = next(n for n, s in info.items() if [k for k, _ in s["key"]] == wanted)
     await coll.drop_index(seq_index)
     await coll.create_index([("role", 1)], name="surprise")
     try:

@@ -13,6 +13,17 @@ from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Analysis, SavedAnalysis
 
 MAX_SIMILAR_QUERIES = 50
+MAX_SEARCH_TERMS = 20
+
+
+def text_terms(q: str) -> str:
+    """A `$text` search string where every word must match.
+
+    Each word is quoted: real MongoDB then requires all of them (as nx-27017 does anyway), and
+    client text cannot use the search syntax (negation, phrases) as operators.
+    """
+    words = re.findall(r"\w+", q)[:MAX_SEARCH_TERMS]
+    return " ".join(f'"{w}"' for w in words)
 
 
 async def create_analysis(org_id: str, **fields: Any) -> Analysis:
@@ -52,10 +63,15 @@ async def search_analyses(
     if q is not None and q.strip():
         if len(q) > 500:
             raise Invalid("search text is limited to 500 characters")
-        query["$text"] = {"$search": str(q)}
+        terms = text_terms(q)
+        if not terms:
+            return []
+        query["$text"] = {"$search": terms}
         coll = Analysis.get_pymongo_collection()
+        # nx-27017 returns only _id and the score when the projection names just the score.
+        projection = {(f.alias or n): 1 for n, f in Analysis.model_fields.items()}
         docs = (
-            await coll.find(query, {"score": {"$meta": "textScore"}})
+            await coll.find(query, {**projection, "score": {"$meta": "textScore"}})
             .sort([("score", {"$meta": "textScore"})])
             .limit(limit)
             .to_list()
@@ -109,7 +125,7 @@ async def reuse_analysis(
     now = utcnow()
     update: dict[str, Any] = {
         "$inc": {"usage_count": 1},
-        "$set": {"last_used_at": now, "last_used_at_ms": to_ms(now), **stamp(now)},
+        "$set": {"last_used_at_ms": to_ms(now), **stamp(now)},
     }
     if question and question.strip():
         update["$push"] = {
@@ -175,7 +191,7 @@ async def use_saved(org_id: str, saved_id: str) -> SavedAnalysis:
         {"org_id": org_id, "saved_id": str(saved_id)},
         {
             "$inc": {"usage_count": 1},
-            "$set": {"last_used_at": now, "last_used_at_ms": to_ms(now), **stamp(now)},
+            "$set": {"last_used_at_ms": to_ms(now), **stamp(now)},
         },
         return_document=ReturnDocument.AFTER,
     )

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 from chatadmin.clock import now_ms, stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Thread, User
-from chatadmin.models.base import ms_property
+from chatadmin.models.base import ms_property, new_id
 from chatadmin.models.thread import THREAD_LIST_EXCLUDE, THREAD_STATUSES
 from chatadmin.services import analytics
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
@@ -170,7 +170,16 @@ async def add_note(org_id: str, thread_id: str, author: str, text: str) -> Threa
     doc = await _collection().find_one_and_update(
         {"org_id": org_id, "thread_id": str(thread_id), "status": {"$in": LIVE}},
         {
-            "$push": {"notes": {"author": author, "text": text, "created_at_ms": to_ms(now)}},
+            # $addToSet, not $push: nx-27017's $push turns every sub-document of the array into
+            # a JSON string. Each note has its own id, so $addToSet always appends.
+            "$addToSet": {
+                "notes": {
+                    "note_id": new_id(),
+                    "author": author,
+                    "text": text,
+                    "created_at_ms": to_ms(now),
+                }
+            },
             "$set": stamp(now),
         },
         return_document=ReturnDocument.AFTER,

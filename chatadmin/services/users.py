@@ -12,43 +12,62 @@ from chatadmin.models import User
 from chatadmin.models.base import new_id
 from chatadmin.models.user import email_key
 
-UPDATABLE = {"email", "username", "display_name", "role", "preferences", "metadata", "last_login"}
+UPDATABLE = {
+    "email",
+    "username",
+    "display_name",
+    "role",
+    "preferences",
+    "metadata",
+    "last_login_ms",
+}
 
 
 async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, bool]:
     """Create the user or update the given fields; returns (user, created)."""
+    if "last_login" in fields:  # a datetime; stored as epoch ms (update operators carry no dates)
+        last_login = fields.pop("last_login")
+        fields["last_login_ms"] = to_ms(last_login) if last_login else 0
     unknown = set(fields) - UPDATABLE
     if unknown:
         raise ValueError(f"unknown user fields: {sorted(unknown)}")
-    current = await User.find_one({"org_id": org_id, "user_id": str(user_id)})
-    merged = {**(current.model_dump(by_alias=True) if current else {}), **fields}
-    merged.update(org_id=org_id, user_id=str(user_id))
-    user = User.model_validate(merged)
-    user.email_key = email_key(user.email, user.user_id)
-    doc = user.model_dump(by_alias=True, include=UPDATABLE | {"email_key"})
-    now = utcnow()
     key = {"org_id": org_id, "user_id": str(user_id)}
+    current = await User.find_one(key)
+    # Validate the merged user, but write only the given fields (others may change meanwhile).
+    user = User.model_validate({**(current.model_dump(by_alias=True) if current else {}),
+                                **fields, **key})  # fmt: skip
+    user.email_key = email_key(user.email, user.user_id)
+    given = set(fields) | ({"email_key"} if "email" in fields else set())
+    now = utcnow()
+    insert_only = {
+        "_id": new_id(),
+        "created_at": now,
+        "created_at_ms": to_ms(now),
+        **user.model_dump(
+            include={"email", "email_key", "username", "display_name", "role", "preferences",
+                     "metadata", "last_login_ms", "message_count", "thread_count",
+                     "last_active_at_ms"} - given,
+        ),
+    }  # fmt: skip
+    update = {"$set": {**user.model_dump(include=given), **stamp(now)}}
+    collection = User.get_pymongo_collection()
+    created = False
     # update_one, not find_one_and_update: nx-27017 ignores $setOnInsert in the latter's upserts.
     try:
-        await User.get_pymongo_collection().update_one(
-            key,
-            {
-                "$set": {**doc, **stamp(now)},
-                "$setOnInsert": {
-                    "_id": new_id(),
-                    "created_at": now,
-                    "created_at_ms": to_ms(now),
-                    "message_count": 0,
-                    "thread_count": 0,
-                    "last_active_at_ms": 0,
-                },
-            },
-            upsert=True,
+        result = await collection.update_one(
+            key, {**update, "$setOnInsert": insert_only}, upsert=True
         )
-    except DuplicateKeyError as exc:
-        raise Conflict(f"email {user.email!r} is already used by another user") from exc
-    saved = await User.get_pymongo_collection().find_one(key)
-    return User.model_validate(saved), current is None
+        created = result.upserted_id is not None
+    except DuplicateKeyError:
+        # Either a concurrent first write of this user won (then update it) or the email is taken.
+        try:
+            result = await collection.update_one(key, update)
+        except DuplicateKeyError as exc:
+            raise Conflict(f"email {user.email!r} is already used by another user") from exc
+        if result.matched_count == 0:
+            raise Conflict(f"email {user.email!r} is already used by another user") from None
+    saved = await collection.find_one(key)
+    return User.model_validate(saved), created
 
 
 async def get_user(org_id: str, user_id: str) -> User:
