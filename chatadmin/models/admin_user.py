@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     TimestampedDocument,
     index,
@@ -32,6 +33,7 @@ class AdminUser(TimestampedDocument):
 
     class Settings:
         name = "admin_users"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [index("username", unique=True, name="username_uq")]
 
 
@@ -50,6 +52,7 @@ class ApiKey(TimestampedDocument):
 
     class Settings:
         name = "api_keys"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("key_id", unique=True, name="key_id_uq"),
             index("org_id", "created_at_ms", name="org_created"),

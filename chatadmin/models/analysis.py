@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
+    JsonValue,
     TenantDocument,
     index,
     ms_property,
@@ -21,7 +21,7 @@ class ResultRow(Embedded):
     """One key/value row of an analysis result, with its explanation."""
 
     key: str
-    value: Any = None
+    value: JsonValue = None
     description: str | None = None
 
 
@@ -82,6 +82,7 @@ class Analysis(TenantDocument):
 
     class Settings:
         name = "analyses"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "analysis_id", unique=True, name="org_analysis_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),
@@ -109,6 +110,7 @@ class SavedAnalysis(TenantDocument):
 
     class Settings:
         name = "saved_analyses"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "saved_id", unique=True, name="org_saved_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),

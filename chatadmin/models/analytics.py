@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from chatadmin.models.base import TenantDocument, UtcDatetime, index
+from chatadmin.models.base import STORAGE_ENCODERS, TenantDocument, UtcDatetime, index
 
 ORG_WIDE = "*"
 COUNTERS = (
@@ -82,6 +82,7 @@ class DailyAnalytics(TenantDocument, AnalyticsCounters):
 
     class Settings:
         name = "chat_analytics"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "analytics_id", unique=True, name="org_analytics_uq"),
             index("org_id", "user_id", "-period_start_ms", name="org_user_period"),

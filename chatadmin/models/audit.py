@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     JsonObject,
     TenantDocument,
     index,
@@ -36,6 +37,7 @@ class AuditLog(TenantDocument):
 
     class Settings:
         name = "audit_logs"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "audit_id", unique=True, name="org_audit_uq"),
             index("org_id", "-created_at_ms", name="org_created"),

@@ -12,19 +12,23 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from beanie import Document, Insert, Replace, before_event
+from beanie.odm.utils.encoder import Encoder
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 
 from chatadmin.clock import as_utc, from_ms, ms_datetime, now_ms, to_ms, utcnow
+from chatadmin.models.jsonfield import STORAGE_ENCODERS, JsonObject, JsonValue
 
 __all__ = [
     "ASC",
     "DESC",
+    "STORAGE_ENCODERS",
     "TEXT",
     "ClientId",
     "Embedded",
     "IndexModel",
     "JsonObject",
+    "JsonValue",
     "TenantDocument",
     "TimestampedDocument",
     "UtcDatetime",
@@ -40,8 +44,6 @@ ClientId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$")
 ]
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
-# Free-form client objects (metadata, tool input, parameters, results).
-JsonObject = dict[str, Any]
 
 
 def index(*fields: str, name: str, unique: bool = False, ttl: int | None = None) -> IndexModel:
@@ -108,9 +110,13 @@ class TimestampedDocument(Document):
             self.updated_at_ms = self.created_at_ms
         return self
 
+    def storage_fields(self, names: set[str]) -> dict[str, Any]:
+        """Fields as they are stored (escaped free-form keys), for raw update operators."""
+        encoded = Encoder(custom_encoders=STORAGE_ENCODERS).encode(self)
+        return {k: v for k, v in encoded.items() if k in names}
+
     class Settings:
-        use_revision = False
-        validate_on_save = True
+        bson_encoders = STORAGE_ENCODERS
 
 
 class TenantDocument(TimestampedDocument):

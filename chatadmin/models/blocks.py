@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from chatadmin.models.base import Embedded, JsonObject
+from chatadmin.models.base import Embedded, JsonObject, JsonValue
 
 
 class TextBlock(Embedded):
@@ -72,7 +72,7 @@ class StructuredDataBlock(Embedded):
     type: Literal["structured_data"] = "structured_data"
     name: str | None = None
     columns: list[str] = Field(default_factory=list)
-    data: JsonObject | list[Any] = Field(default_factory=dict)
+    data: JsonValue = Field(default_factory=dict)
 
 
 Block = Annotated[

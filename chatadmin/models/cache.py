@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from chatadmin.models.base import JsonObject, TenantDocument, UtcDatetime, index, ms_property
+from chatadmin.models.base import (
+    STORAGE_ENCODERS,
+    JsonObject,
+    JsonValue,
+    TenantDocument,
+    UtcDatetime,
+    index,
+    ms_property,
+)
 
 
 class CacheEntry(TenantDocument):
@@ -15,7 +21,7 @@ class CacheEntry(TenantDocument):
     cache_key: str = Field(min_length=64, max_length=64)
     question: str
     parameters: JsonObject = Field(default_factory=dict)
-    result: Any = None
+    result: JsonValue = None
     analysis_id: str | None = None
     hit_count: int = 0
     last_used_at_ms: int = 0
@@ -25,6 +31,7 @@ class CacheEntry(TenantDocument):
 
     class Settings:
         name = "cache"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "cache_key", unique=True, name="org_cache_key_uq"),
             index("expires_at", ttl=0, name="expires_at_ttl"),

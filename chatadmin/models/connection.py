@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     TenantDocument,
     UtcDatetime,
@@ -40,6 +41,7 @@ class Connection(TenantDocument):
 
     class Settings:
         name = "connections"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "connection_id", unique=True, name="org_connection_uq"),
             index("org_id", "user_id", "status", name="org_user_status"),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
     TenantDocument,
@@ -38,6 +39,7 @@ class ChatContext(TenantDocument):
 
     class Settings:
         name = "chat_contexts"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "context_id", unique=True, name="org_context_uq"),
             index("org_id", "thread_id", name="org_thread"),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
     TenantDocument,
@@ -55,6 +56,7 @@ class Execution(TenantDocument):
 
     class Settings:
         name = "executions"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "execution_id", unique=True, name="org_execution_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),

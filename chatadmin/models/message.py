@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
@@ -107,6 +108,7 @@ class Message(TenantDocument):
 
     class Settings:
         name = "chat_messages"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "message_id", unique=True, name="org_message_uq"),
             index("org_id", "thread_id", "seq", unique=True, name="org_thread_seq_uq"),

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from chatadmin.models.base import TimestampedDocument, UtcDatetime, index
+from chatadmin.models.base import STORAGE_ENCODERS, TimestampedDocument, UtcDatetime, index
 
 
 class MigrationRecord(TimestampedDocument):
@@ -22,4 +22,5 @@ class MigrationRecord(TimestampedDocument):
 
     class Settings:
         name = "migrations"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [index("version", unique=True, name="version_uq")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     JsonObject,
     TenantDocument,
     UtcDatetime,
@@ -29,6 +30,7 @@ class SharedThread(TenantDocument):
 
     class Settings:
         name = "shared_threads"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("share_id", unique=True, name="share_uq"),
             index("org_id", "thread_id", name="org_thread"),

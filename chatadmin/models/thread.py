@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
@@ -72,6 +73,7 @@ class Thread(TenantDocument):
 
     class Settings:
         name = "chat_sessions"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "thread_id", unique=True, name="org_thread_uq"),
             index(

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from chatadmin.models.base import (
+    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
     TenantDocument,
@@ -47,6 +48,7 @@ class User(TenantDocument):
 
     class Settings:
         name = "users"
+        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "user_id", unique=True, name="org_user_uq"),
             index("org_id", "email_key", unique=True, name="org_email_uq"),

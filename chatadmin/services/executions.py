@@ -58,7 +58,7 @@ async def transition(org_id: str, execution_id: str, status: str, **fields: Any)
     # The status in the filter makes the change atomic: a concurrent transition wins or we do.
     doc = await Execution.get_pymongo_collection().find_one_and_update(
         {"org_id": org_id, "execution_id": str(execution_id), "status": current.status},
-        {"$set": validated.model_dump(by_alias=True, include=set(changes))},
+        {"$set": validated.storage_fields(set(changes))},
         return_document=ReturnDocument.AFTER,
     )
     if doc is None:

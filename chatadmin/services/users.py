@@ -22,6 +22,8 @@ UPDATABLE = {
     "last_login_ms",
 }
 
+INSERT_FIELDS = UPDATABLE | {"email_key", "message_count", "thread_count", "last_active_at_ms"}
+
 
 async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, bool]:
     """Create the user or update the given fields; returns (user, created)."""
@@ -43,13 +45,9 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
         "_id": new_id(),
         "created_at": now,
         "created_at_ms": to_ms(now),
-        **user.model_dump(
-            include={"email", "email_key", "username", "display_name", "role", "preferences",
-                     "metadata", "last_login_ms", "message_count", "thread_count",
-                     "last_active_at_ms"} - given,
-        ),
-    }  # fmt: skip
-    update = {"$set": {**user.model_dump(include=given), **stamp(now)}}
+        **user.storage_fields(INSERT_FIELDS - given),
+    }
+    update = {"$set": {**user.storage_fields(given), **stamp(now)}}
     collection = User.get_pymongo_collection()
     created = False
     # update_one, not find_one_and_update: nx-27017 ignores $setOnInsert in the latter's upserts.
