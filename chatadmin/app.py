@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from chatadmin import __version__
+from chatadmin import __version__, api
 from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.migrations import migrate
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         Route("/", index),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Mount("/api/v1", routes=api.routes()),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

@@ -10,17 +10,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from chatadmin.exceptions import (
+    BadRequest,
     ChatAdminError,
     Conflict,
+    Forbidden,
     Invalid,
     NotFound,
     TooLarge,
+    Unauthorized,
     Unavailable,
+    UnsupportedMediaType,
 )
 
 log = logging.getLogger("chatadmin.errors")
 
-STATUS = {NotFound: 404, Conflict: 409, TooLarge: 413, Invalid: 422, Unavailable: 503}
+STATUS = {
+    BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
+    TooLarge: 413, UnsupportedMediaType: 415, Invalid: 422, Unavailable: 503,
+}  # fmt: skip
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
@@ -38,7 +45,8 @@ def error_response(
 async def chatadmin_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatAdminError)
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-    return error_response(status, exc.code, str(exc))
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, exc.code, str(exc), exc.details, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -2,9 +2,39 @@
 
 
 class ChatAdminError(Exception):
-    """Base of every error the product raises on purpose."""
+    """Base of every error the product raises on purpose; `details` say which field and why."""
 
     code = "error"
+
+    def __init__(self, message: str = "", details: list | None = None, code: str | None = None):
+        super().__init__(message)
+        self.details = details or []
+        if code:
+            self.code = code
+
+
+class BadRequest(ChatAdminError):
+    """The request cannot be read (malformed JSON, a bad header)."""
+
+    code = "bad_request"
+
+
+class Unauthorized(ChatAdminError):
+    """No credentials, or wrong ones."""
+
+    code = "unauthorized"
+
+
+class Forbidden(ChatAdminError):
+    """Valid credentials without the right to do this."""
+
+    code = "forbidden"
+
+
+class UnsupportedMediaType(ChatAdminError):
+    """The body is not JSON."""
+
+    code = "unsupported_media_type"
 
 
 class NotFound(ChatAdminError):

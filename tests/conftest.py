@@ -127,3 +127,37 @@ def runner(settings, tmp_path):
 
     with MongoClient(settings.mongodb_uri) as client:
         client.drop_database(db_name)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app(settings, database):
+    """The app on the session database, its lifespan running."""
+    from chatadmin.app import create_app
+
+    application = create_app(settings, database=database)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(app):
+    """An HTTP client for the app (no network: ASGI in-process)."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def make_key(database):
+    """Create an API key: `await make_key("org-a", "ingest", "read")` -> headers."""
+    from chatadmin.api.auth import forget_keys
+    from chatadmin.services import accounts
+
+    async def make(org: str = "org-a", *scopes: str) -> dict:
+        _key, plaintext = await accounts.create_api_key(org, list(scopes or ("ingest", "read")))
+        return {"Authorization": f"Bearer {plaintext}"}
+
+    yield make
+    forget_keys()

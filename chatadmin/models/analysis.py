@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from chatadmin.models.base import (
@@ -15,6 +17,8 @@ from chatadmin.models.base import (
     ms_property,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery, Tags
 
 
 class ResultRow(Embedded):
@@ -116,3 +120,113 @@ class SavedAnalysis(TenantDocument):
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),
             index("org_id", "analysis_id", name="org_analysis"),
         ]
+
+
+class AnalysisIn(ApiIn):
+    """`POST /analyses` (and ingest)."""
+
+    analysis_id: ClientId | None = None
+    user_id: ClientId | None = None
+    thread_id: ClientId | None = None
+    message_id: ClientId | None = None
+    execution_id: ClientId | None = None
+    question: str | None = Field(default=None, max_length=10_000)
+    title: str = Field(min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=10_000)
+    category: str | None = Field(default=None, max_length=100)
+    result: AnalysisResult = Field(default_factory=AnalysisResult)
+    parameters: ClientJsonObject = Field(default_factory=dict)
+    mcp_calls: list[str] = Field(default_factory=list, max_length=200)
+    generated_script: str | None = Field(default=None, max_length=200_000)
+    execution_ms: int | None = Field(default=None, ge=0)
+    data_sources: list[str] = Field(default_factory=list, max_length=200)
+    version: int = Field(default=1, ge=1)
+    is_template: bool = False
+    similar_queries: list[str] = Field(default_factory=list, max_length=50)
+    tags: Tags = Field(default_factory=list)
+    metadata: ClientJsonObject = Field(default_factory=dict)
+
+
+class AnalysisOut(ApiOut):
+    """An analysis as the API shows it."""
+
+    analysis_id: str
+    user_id: str | None
+    thread_id: str | None
+    message_id: str | None
+    execution_id: str | None
+    question: str | None
+    title: str
+    description: str | None
+    category: str | None
+    result: AnalysisResult
+    parameters: dict[str, Any]
+    mcp_calls: list[str]
+    generated_script: str | None
+    execution_ms: int | None
+    data_sources: list[str]
+    version: int
+    is_template: bool
+    similar_queries: list[str]
+    tags: list[str]
+    usage_count: int
+    last_used_at: ApiDatetime | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+    metadata: dict[str, Any]
+
+
+class AnalysisQuery(ApiQuery):
+    """`GET /analyses` query string."""
+
+    q: str | None = Field(default=None, max_length=500)
+    tag: str | None = Field(default=None, max_length=64)
+    user_id: ClientId | None = None
+    reusable: bool | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+
+
+class ReuseIn(ApiIn):
+    """`POST /analyses/{id}/reuse`."""
+
+    question: str | None = Field(default=None, max_length=10_000)
+    parameters: ClientJsonObject = Field(default_factory=dict)
+
+
+class ReuseOut(ApiOut):
+    analysis: AnalysisOut
+    parameters: dict[str, Any]
+
+
+class SavedAnalysisIn(ApiIn):
+    """`POST /saved-analyses`."""
+
+    saved_id: ClientId | None = None
+    user_id: ClientId
+    analysis_id: ClientId
+    name: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=5000)
+    template_variables: ClientJsonObject = Field(default_factory=dict)
+    tags: Tags | None = None
+    category: str | None = Field(default=None, max_length=100)
+
+
+class SavedAnalysisOut(ApiOut):
+    saved_id: str
+    user_id: str
+    analysis_id: str
+    name: str
+    description: str | None
+    usage_count: int
+    last_used_at: ApiDatetime | None
+    is_template: bool
+    template_variables: dict[str, Any]
+    tags: list[str]
+    category: str | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+
+
+class SavedListQuery(ApiQuery):
+    user_id: ClientId | None = None
+    limit: int = Field(default=50, ge=1, le=200)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -13,6 +14,8 @@ from chatadmin.models.base import (
     index,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery
 
 ActorType = Literal["user", "admin", "api_key", "system"]
 
@@ -52,3 +55,51 @@ class AuditLog(TenantDocument):
                 "org_id", "actor_id", "action", "-created_at_ms", name="org_actor_action_created"
             ),
         ]
+
+
+class AuditIn(ApiIn):
+    """An audit event pushed by a backend (ingest `audit`)."""
+
+    actor_type: ActorType = "user"
+    actor_id: str = Field(min_length=1, max_length=256)
+    action: str = Field(min_length=1, max_length=100)
+    resource_type: str = Field(min_length=1, max_length=100)
+    resource_id: str | None = Field(default=None, max_length=256)
+    before: ClientJsonObject | None = None
+    after: ClientJsonObject | None = None
+    changes: ClientJsonObject | None = None
+    ip_address: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=1000)
+    success: bool = True
+    error_message: str | None = Field(default=None, max_length=5000)
+    metadata: ClientJsonObject = Field(default_factory=dict)
+
+
+class AuditOut(ApiOut):
+    audit_id: str
+    actor_type: str
+    actor_id: str
+    action: str
+    resource_type: str
+    resource_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    changes: dict[str, Any] | None
+    ip_address: str | None
+    user_agent: str | None
+    success: bool
+    error_message: str | None
+    created_at: ApiDatetime
+    metadata: dict[str, Any]
+
+
+class AuditQuery(ApiQuery):
+    """`GET /audit` query string."""
+
+    resource_type: str | None = Field(default=None, max_length=100)
+    resource_id: str | None = Field(default=None, max_length=256)
+    action: str | None = Field(default=None, max_length=100)
+    actor_id: str | None = Field(default=None, max_length=256)
+    since: datetime | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1024)

@@ -7,6 +7,7 @@ datetimes truncated to milliseconds with an integer `*_ms` twin for cursors, and
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
@@ -40,9 +41,9 @@ __all__ = [
 ASC, DESC = ASCENDING, DESCENDING
 
 # A client-visible id: printable, no leading '$', bounded, so it is always plain data in a query.
-ClientId = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]*$")
-]
+CLIENT_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:@\-]{0,127}$"
+CLIENT_ID_PATTERN = re.compile(CLIENT_ID_RE)
+ClientId = Annotated[str, StringConstraints(pattern=CLIENT_ID_RE)]
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
@@ -123,3 +124,5 @@ class TenantDocument(TimestampedDocument):
     """A document that belongs to one org; every unique index leads with `org_id`."""
 
     org_id: ClientId
+    # sha256 of the last ingested event for this document: a replay with the same data is a no-op.
+    ingest_hash: str | None = None

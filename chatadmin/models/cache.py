@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from chatadmin.models.base import (
     STORAGE_ENCODERS,
+    ClientId,
     JsonObject,
     JsonValue,
     TenantDocument,
@@ -13,6 +16,8 @@ from chatadmin.models.base import (
     index,
     ms_property,
 )
+from chatadmin.models.jsonfield import ClientJsonObject, ClientJsonValue
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 
 class CacheEntry(TenantDocument):
@@ -37,3 +42,33 @@ class CacheEntry(TenantDocument):
             index("expires_at", ttl=0, name="expires_at_ttl"),
             index("expires_at_ms", name="expires_at_ms"),
         ]
+
+
+class CachePut(ApiIn):
+    """`PUT /cache`."""
+
+    question: str = Field(min_length=1, max_length=10_000)
+    parameters: ClientJsonObject = Field(default_factory=dict)
+    result: ClientJsonValue = None
+    ttl_seconds: int | None = Field(default=None, ge=1, le=365 * 24 * 3600)
+    analysis_id: ClientId | None = None
+
+
+class CacheLookup(ApiIn):
+    """`POST /cache/lookup`."""
+
+    question: str = Field(min_length=1, max_length=10_000)
+    parameters: ClientJsonObject = Field(default_factory=dict)
+
+
+class CacheStored(ApiOut):
+    cache_key: str
+    expires_at: ApiDatetime
+
+
+class CacheHit(ApiOut):
+    hit: bool
+    result: Any = None
+    cache_key: str | None = None
+    hit_count: int | None = None
+    expires_at: ApiDatetime | None = None

@@ -15,6 +15,8 @@ from chatadmin.models.base import (
     index,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiIn
 
 ScopeType = Literal["conversation", "user", "employee", "team", "department"]
 
@@ -47,3 +49,19 @@ class ChatContext(TenantDocument):
             index("expires_at", ttl=0, name="expires_at_ttl"),
             index("expires_at_ms", name="expires_at_ms"),
         ]
+
+
+class ContextIn(ApiIn):
+    """A context pushed by a backend (ingest `context`)."""
+
+    thread_id: ClientId | None = None
+    scope_type: ScopeType = "conversation"
+    scope_ref: str | None = Field(default=None, max_length=256)
+    key_points: list[str] = Field(default_factory=list, max_length=200)
+    decisions: list[str] = Field(default_factory=list, max_length=200)
+    follow_ups: list[str] = Field(default_factory=list, max_length=200)
+    previous_queries: list[str] = Field(default_factory=list, max_length=200)
+    context_window: str | None = Field(default=None, max_length=200_000)
+    references: list[ClientJsonObject] = Field(default_factory=list, max_length=200)
+    subject: ClientJsonObject = Field(default_factory=dict)
+    token_count: int = Field(default=0, ge=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,8 @@ from chatadmin.models.base import (
     ms_property,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 ExecutionStatus = Literal["pending", "running", "success", "failed"]
 # pending -> running -> success | failed; nothing else.
@@ -63,3 +65,62 @@ class Execution(TenantDocument):
             index("org_id", "thread_id", name="org_thread"),
             index("org_id", "status", "-created_at_ms", name="org_status_created"),
         ]
+
+
+class ExecutionIn(ApiIn):
+    """`POST /executions` (and ingest): a new run starts as pending."""
+
+    execution_id: ClientId | None = None
+    user_id: ClientId | None = None
+    thread_id: ClientId | None = None
+    message_id: ClientId | None = None
+    analysis_id: ClientId | None = None
+    question: str | None = Field(default=None, max_length=10_000)
+    generated_script: str | None = Field(default=None, max_length=200_000)
+    parameters: ClientJsonObject = Field(default_factory=dict)
+    mcp_calls: list[str] = Field(default_factory=list, max_length=200)
+    metadata: ClientJsonObject = Field(default_factory=dict)
+
+
+class ExecutionPatch(ApiIn):
+    """`PATCH /executions/{id}`: a status change with what is known at that point."""
+
+    status: Literal["running", "success", "failed"]
+    result: ClientJsonObject | None = None
+    error: str | None = Field(default=None, max_length=20_000)
+    warnings: list[str] | None = Field(default=None, max_length=200)
+    mcp_calls: list[str] | None = Field(default=None, max_length=200)
+    mcp_errors: ClientJsonObject | None = None
+    memory_used_mb: float | None = Field(default=None, ge=0)
+    cpu_percent: float | None = Field(default=None, ge=0)
+    cache_hit: bool | None = None
+    cache_key: str | None = Field(default=None, max_length=128)
+    execution_ms: int | None = Field(default=None, ge=0)
+    metadata: ClientJsonObject | None = None
+
+
+class ExecutionOut(ApiOut):
+    execution_id: str
+    user_id: str | None
+    thread_id: str | None
+    message_id: str | None
+    analysis_id: str | None
+    question: str | None
+    generated_script: str | None
+    parameters: dict[str, Any]
+    status: str
+    started_at: ApiDatetime | None
+    completed_at: ApiDatetime | None
+    execution_ms: int | None
+    result: dict[str, Any] | None
+    error: str | None
+    warnings: list[str]
+    mcp_calls: list[str]
+    mcp_errors: dict[str, Any]
+    memory_used_mb: float | None
+    cpu_percent: float | None
+    cache_hit: bool
+    cache_key: str | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+    metadata: dict[str, Any]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -18,6 +18,8 @@ from chatadmin.models.base import (
     new_id,
 )
 from chatadmin.models.blocks import Block, coerce_content
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 Role = Literal["user", "assistant", "system", "tool"]
 MessageStatus = Literal["sending", "sent", "error", "retrying"]
@@ -118,3 +120,64 @@ class Message(TenantDocument):
             index("org_id", "analysis_id", name="org_analysis"),
             index("$text:text", name="text_text"),
         ]
+
+
+class MessageIn(ApiIn):
+    """`POST /threads/{id}/messages` (and ingest): `content` may be a plain string."""
+
+    message_id: ClientId | None = None
+    user_id: ClientId | None = None
+    role: Role
+    content: str | Annotated[list[Block], Field(max_length=500)] = ""
+    question_context: QuestionContext | None = None
+    analysis_id: ClientId | None = None
+    analysis: AnalysisSnapshot | None = None
+    ai_metadata: AiMetadata | None = None
+    execution_id: ClientId | None = None
+    execution_status: str | None = Field(default=None, max_length=50)
+    status: MessageStatus = "sent"
+    error: ErrorDetails | None = None
+    references: list[Reference] = Field(default_factory=list, max_length=100)
+    metadata: ClientJsonObject = Field(default_factory=dict)
+    created_at: ApiDatetime | None = None
+
+
+class FeedbackIn(ApiIn):
+    """`POST /messages/{id}/feedback`."""
+
+    is_helpful: bool | None = None
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=5000)
+
+
+class MessageOut(ApiOut):
+    """A message as the API shows it."""
+
+    message_id: str
+    thread_id: str
+    user_id: str | None
+    seq: int
+    role: str
+    content: list[Block]
+    text: str
+    question_context: QuestionContext | None
+    analysis_id: str | None
+    analysis: AnalysisSnapshot | None
+    ai_metadata: AiMetadata | None
+    execution_id: str | None
+    execution_status: str | None
+    status: str
+    feedback: FeedbackOut | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+    metadata: dict[str, Any]
+
+
+class FeedbackOut(ApiOut):
+    is_helpful: bool | None
+    rating: int | None
+    comment: str | None
+    submitted_at: ApiDatetime | None
+
+
+MessageOut.model_rebuild()

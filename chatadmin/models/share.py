@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from chatadmin.models.base import (
@@ -12,6 +14,7 @@ from chatadmin.models.base import (
     index,
     ms_property,
 )
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 
 class SharedThread(TenantDocument):
@@ -37,3 +40,25 @@ class SharedThread(TenantDocument):
             index("expires_at", ttl=0, name="expires_at_ttl"),
             index("expires_at_ms", name="expires_at_ms"),
         ]
+
+
+class ShareIn(ApiIn):
+    """`POST /threads/{id}/share`; no expiry means the share lasts until revoked."""
+
+    expires_in_seconds: int | None = Field(default=None, ge=60, le=366 * 24 * 3600)
+
+
+class ShareCreated(ApiOut):
+    share_id: str
+    url: str
+    expires_at: ApiDatetime | None
+
+
+class SharedThreadOut(ApiOut):
+    """The public view of a share: no org or user ids."""
+
+    share_id: str
+    thread: dict[str, Any]
+    messages: list[dict[str, Any]]
+    created_at: ApiDatetime
+    expires_at: ApiDatetime | None

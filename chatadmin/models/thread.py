@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,8 @@ from chatadmin.models.base import (
     ms_property,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery, Tags
 
 ThreadStatus = Literal["active", "archived", "deleted"]
 THREAD_STATUSES = ("active", "archived", "deleted")
@@ -87,3 +89,70 @@ class Thread(TenantDocument):
 
 # Heavy fields left out of thread lists.
 THREAD_LIST_EXCLUDE = ("context_summary", "key_insights", "analysis_ids", "notes", "access_scope")
+
+
+class ThreadIn(ApiIn):
+    """`POST /threads`: a new thread (a client id is kept; otherwise one is made)."""
+
+    thread_id: ClientId | None = None
+    user_id: ClientId
+    title: str = Field(default="Untitled conversation", min_length=1, max_length=500)
+    description: str | None = Field(default=None, max_length=5000)
+    type: str | None = Field(default=None, max_length=100)
+    status: Literal["active", "archived"] = "active"
+    is_pinned: bool = False
+    is_favorited: bool = False
+    tags: Tags = Field(default_factory=list)
+    initial_source: str | None = Field(default=None, max_length=100)
+    metadata: ClientJsonObject = Field(default_factory=dict)
+    created_at: ApiDatetime | None = None
+
+
+class ThreadName(ApiIn):
+    """`POST /threads/{id}/name`."""
+
+    name: str = Field(min_length=1, max_length=500)
+
+
+class ThreadOut(ApiOut):
+    """A thread as the API shows it."""
+
+    thread_id: str
+    org_id: str
+    user_id: str
+    title: str
+    description: str | None
+    type: str | None
+    status: str
+    is_pinned: bool
+    is_favorited: bool
+    tags: list[str]
+    initial_source: str | None
+    message_count: int
+    last_message_at: ApiDatetime | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+    metadata: dict[str, Any]
+
+
+class ThreadListQuery(ApiQuery):
+    """`GET /threads` query string."""
+
+    user_id: ClientId | None = None
+    status: ThreadStatus | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1024)
+
+
+class ThreadGetQuery(ApiQuery):
+    """`GET /threads/{id}` query string."""
+
+    messages_limit: int = Field(default=50, ge=0, le=200)
+    cursor: str | None = Field(default=None, max_length=1024)
+
+
+class ContextQuery(ApiQuery):
+    """`GET /threads/{id}/context` query string."""
+
+    messages: int = Field(default=10, ge=0, le=200)
+    analyses: int = Field(default=5, ge=0, le=50)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -15,6 +15,8 @@ from chatadmin.models.base import (
     ms_property,
     new_id,
 )
+from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery
 
 UserRole = Literal["owner", "leader", "manager"]
 
@@ -54,3 +56,41 @@ class User(TenantDocument):
             index("org_id", "email_key", unique=True, name="org_email_uq"),
             index("org_id", "-last_active_at_ms", name="org_active"),
         ]
+
+
+class UserIn(ApiIn):
+    """`PUT /users/{id}`: creates the user or updates the fields given."""
+
+    email: str | None = Field(default=None, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    username: str | None = Field(default=None, max_length=200)
+    display_name: str | None = Field(default=None, max_length=200)
+    role: UserRole | None = None
+    preferences: ClientJsonObject | None = None
+    metadata: ClientJsonObject | None = None
+    last_login: ApiDatetime | None = None
+
+
+class UserOut(ApiOut):
+    user_id: str
+    org_id: str
+    email: str | None
+    username: str | None
+    display_name: str | None
+    role: str
+    preferences: dict[str, Any]
+    metadata: dict[str, Any]
+    last_login: ApiDatetime | None
+    message_count: int
+    thread_count: int
+    last_active_at: ApiDatetime | None
+    created_at: ApiDatetime
+    updated_at: ApiDatetime
+
+
+class QuestionsQuery(ApiQuery):
+    """`GET /users/{id}/questions` query string."""
+
+    query_type: str | None = Field(default=None, max_length=50)
+    thread_id: ClientId | None = None
+    limit: int = Field(default=20, ge=1, le=200)
+    cursor: str | None = Field(default=None, max_length=1024)

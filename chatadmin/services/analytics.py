@@ -47,16 +47,39 @@ async def record(
     org_id: str, user_id: str | None, at: datetime | None = None, **increments: int
 ) -> None:
     """Add `increments` (counter name -> amount) to the org's and the user's bucket of the day."""
-    unknown = set(increments) - set(COUNTERS)
-    if unknown:
-        raise ValueError(f"unknown analytics counters: {sorted(unknown)}")
-    incs = {k: int(v) for k, v in increments.items() if v}
-    if not incs:
+    batch = Batch()
+    batch.add(user_id, at or utcnow(), **increments)
+    await record_batch(org_id, batch)
+
+
+class Batch:
+    """Increments gathered from many writes, flushed in one bulk write by `record_batch`."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[tuple[str, datetime], dict[str, int]] = {}
+
+    def add(self, user_id: str | None, at: datetime, **increments: int) -> None:
+        unknown = set(increments) - set(COUNTERS)
+        if unknown:
+            raise ValueError(f"unknown analytics counters: {sorted(unknown)}")
+        day = day_start(at)
+        owners = [ORG_WIDE] + ([user_id] if user_id and user_id != ORG_WIDE else [])
+        for owner in owners:
+            bucket = self.buckets.setdefault((owner, day), {})
+            for name, amount in increments.items():
+                if amount:
+                    bucket[name] = bucket.get(name, 0) + int(amount)
+
+
+async def record_batch(org_id: str, batch: Batch) -> None:
+    """Apply every bucket of `batch` with one bulk write of `$inc` upserts."""
+    ops = [
+        _upsert(org_id, owner, day, incs)
+        for (owner, day), incs in batch.buckets.items()
+        if any(incs.values())
+    ]
+    if not ops:
         return
-    day = day_start(at or utcnow())
-    ops = [_upsert(org_id, ORG_WIDE, day, incs)]
-    if user_id and user_id != ORG_WIDE:
-        ops.append(_upsert(org_id, user_id, day, incs))
     coll = DailyAnalytics.get_pymongo_collection()
     try:
         await coll.bulk_write(ops, ordered=False)

@@ -1,0 +1,72 @@
+"""The JSON API at `/api/v1`: routes built from the endpoint table, its OpenAPI document and a
+docs page served from local assets."""
+
+from __future__ import annotations
+
+import functools
+
+import swagger_ui_bundle
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from chatadmin.api import analyses, audit, executions, ingest, messages, shares, threads, users
+from chatadmin.api import cache as cache_api
+from chatadmin.api.openapi import build_openapi
+from chatadmin.api.spec import Endpoint
+
+ENDPOINTS: list[Endpoint] = [
+    *ingest.ENDPOINTS,
+    *threads.ENDPOINTS,
+    *messages.ENDPOINTS,
+    *shares.ENDPOINTS,
+    *analyses.ENDPOINTS,
+    *executions.ENDPOINTS,
+    *cache_api.ENDPOINTS,
+    *users.ENDPOINTS,
+    *audit.ENDPOINTS,
+]
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>chatadmin API</title>
+<link rel="stylesheet" href="docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="docs/assets/swagger-ui-bundle.js"></script>
+<script src="docs/assets/swagger-ui-standalone-preset.js"></script>
+<script src="docs/init.js"></script></body></html>"""
+DOCS_INIT = """window.ui = SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: "StandaloneLayout", validatorUrl: null});"""
+
+
+@functools.cache
+def openapi_document() -> dict:
+    return build_openapi(ENDPOINTS)
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(DOCS_PAGE)
+
+
+async def docs_init(request: Request) -> Response:
+    return Response(DOCS_INIT, media_type="application/javascript")
+
+
+def routes() -> list[BaseRoute]:
+    """Every API route, to mount at `/api/v1`."""
+    out: list[BaseRoute] = [
+        Route(ep.path, ep.handler, methods=[ep.method], name=ep.handler.__name__)
+        for ep in ENDPOINTS
+    ]
+    out += [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/docs/init.js", docs_init, methods=["GET"]),
+        Mount("/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path)),
+    ]
+    return out

@@ -1,0 +1,83 @@
+"""API keys on requests: `Authorization: Bearer <key>`, one org, scopes; `admin` implies all.
+
+Verified keys are kept in-process for a few seconds, so a busy ingest client costs one key
+lookup per few seconds, not one per request; a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from starlette.requests import Request
+
+from chatadmin.exceptions import Forbidden, Unauthorized
+from chatadmin.models import ApiKey
+from chatadmin.services import accounts, audit
+
+CACHE_SECONDS = 10.0
+_verified: dict[str, tuple[ApiKey, float]] = {}
+
+
+async def _verify(token: str) -> ApiKey | None:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    hit = _verified.get(digest)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    key = await accounts.verify_api_key(token)
+    if key is not None:
+        if len(_verified) > 10_000:
+            _verified.clear()
+        _verified[digest] = (key, now + CACHE_SECONDS)
+    return key
+
+
+def forget_keys() -> None:
+    """Drop cached verifications (after a revoke in this process)."""
+    _verified.clear()
+
+
+async def authorize(request: Request, scope: str) -> ApiKey:
+    """The request's API key if it is valid and holds `scope`; else 401 or 403."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
+    key = await _verify(token)
+    if key is None:
+        raise Unauthorized("the API key is not valid")
+    if scope not in key.scopes and "admin" not in key.scopes:
+        raise Forbidden(f"this API key does not have the {scope!r} scope")
+    request.state.api_key = key
+    return key
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def record(
+    request: Request,
+    key: ApiKey,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
+    """The audit entry of a write made through the API, naming the key."""
+    await audit.record(
+        key.org_id,
+        actor_type="api_key",
+        actor_id=key.key_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        before=before,
+        after=after,
+        ip_address=client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+    )

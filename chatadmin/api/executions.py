@@ -1,0 +1,88 @@
+"""`/executions`: script runs and their status machine (409 on an impossible transition)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from chatadmin.api.auth import authorize, record
+from chatadmin.api.http import path_id, read_json, respond
+from chatadmin.api.spec import Endpoint
+from chatadmin.models.execution import ExecutionIn, ExecutionOut, ExecutionPatch
+from chatadmin.services import executions
+
+
+async def create_execution(request: Request) -> Response:
+    key = await authorize(request, "ingest")
+    body = await read_json(request, ExecutionIn)
+    run = await executions.create_execution(key.org_id, **body.model_dump(exclude_none=True))
+    await record(
+        request,
+        key,
+        "execution_created",
+        "execution",
+        run.execution_id,
+        after={"status": run.status},
+    )
+    return respond(ExecutionOut.model_validate(run), 201)
+
+
+async def get_execution(request: Request) -> Response:
+    key = await authorize(request, "read")
+    run = await executions.get_execution(key.org_id, path_id(request, "execution_id"))
+    return respond(ExecutionOut.model_validate(run))
+
+
+async def update_execution(request: Request) -> Response:
+    key = await authorize(request, "ingest")
+    execution_id = path_id(request, "execution_id")
+    body = await read_json(request, ExecutionPatch)
+    fields = body.model_dump(exclude_none=True, exclude={"status"})
+    before = await executions.get_execution(key.org_id, execution_id)
+    run = await executions.transition(key.org_id, execution_id, body.status, **fields)
+    await record(
+        request,
+        key,
+        "execution_status_changed",
+        "execution",
+        execution_id,
+        before={"status": before.status},
+        after={"status": run.status},
+    )
+    return respond(ExecutionOut.model_validate(run))
+
+
+ENDPOINTS = [
+    Endpoint(
+        "POST",
+        "/executions",
+        create_execution,
+        "Record a script run (pending)",
+        "executions",
+        scope="ingest",
+        body=ExecutionIn,
+        response=ExecutionOut,
+        status=201,
+        errors=(401, 403, 409, 413, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/executions/{execution_id}",
+        get_execution,
+        "A script run",
+        "executions",
+        response=ExecutionOut,
+        errors=(401, 403, 404),
+    ),
+    Endpoint(
+        "PATCH",
+        "/executions/{execution_id}",
+        update_execution,
+        "Move a run to running, success or failed",
+        "executions",
+        scope="ingest",
+        body=ExecutionPatch,
+        response=ExecutionOut,
+        errors=(401, 403, 404, 409, 415, 422),
+    ),
+]
