@@ -87,7 +87,7 @@ async def index(request: Request) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     given = app.state.database
-    database = given or await Database.open(settings, wait_for_server=True)
+    database = given or await Database.open(settings)
     app.state.database = database
     app.state.redis = store.connect(settings)
     if settings.auto_migrate:

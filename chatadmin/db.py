@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
 
 from chatadmin.embedded import EmbeddedMongo
 from chatadmin.models import DOCUMENT_MODELS
@@ -76,12 +75,11 @@ class Database:
         *,
         create_indexes: bool = False,
         embedded: EmbeddedMongo | None = None,
-        wait_for_server: bool = False,
     ) -> Database:
         """Connect (starting the embedded server when no URI is set) and initialise Beanie.
 
-        An unreachable server raises, unless `wait_for_server` (the app: it starts anyway and
-        `/readyz` reports the database as down until it answers).
+        An unreachable server raises: the app does not start without its database (after it
+        started, `/readyz` and the API answer 503 while the database is down).
         """
         owned = None
         uri = settings.mongodb_uri
@@ -91,13 +89,7 @@ class Database:
             uri = embedded.uri
         client = make_client(uri)
         try:
-            try:
-                info = await server_info(client)
-            except PyMongoError as exc:
-                if not wait_for_server:
-                    raise
-                log.warning("MongoDB is not reachable yet (%s); /readyz reports it", exc)
-                info = ServerInfo("unreachable", "")
+            info = await server_info(client)
             db = client[settings.mongodb_db_name]
             await init_beanie(
                 database=db, document_models=DOCUMENT_MODELS, skip_indexes=not create_indexes
@@ -112,10 +104,8 @@ class Database:
         return cls(client=client, db=db, info=info, uri=uri, embedded=owned)
 
     async def ping(self) -> ServerInfo:
-        """Ping the server (re-reading its kind if it was unreachable at start)."""
+        """Ping the server."""
         await self.client.admin.command("ping")
-        if self.info.kind == "unreachable":
-            self.info = await server_info(self.client)
         return self.info
 
     async def close(self) -> None:

@@ -257,28 +257,39 @@ async def set_feedback(
         raise NotFound(f"message {message_id!r} not found")
     old = Feedback.model_validate(before["feedback"]) if before.get("feedback") else None
 
-    def counts(fb: Feedback | None) -> dict[str, int]:
-        if fb is None:
-            return dict.fromkeys(
-                ("feedback_count", "helpful_count", "unhelpful_count", "rating_sum",
-                 "rating_count", "comment_count"), 0,
-            )  # fmt: skip
-        return {
-            "feedback_count": 1,
-            "helpful_count": int(fb.is_helpful is True),
-            "unhelpful_count": int(fb.is_helpful is False),
-            "rating_sum": fb.rating or 0,
-            "rating_count": int(fb.rating is not None),
-            "comment_count": int(bool(fb.comment)),
-        }
-
-    new_counts, old_counts = counts(feedback), counts(old)
     message = Message.model_validate(before)
     message.feedback = feedback
     await analytics.record(
-        org_id,
-        message.user_id,
-        message.created_at,
-        **{k: new_counts[k] - old_counts[k] for k in new_counts},
+        org_id, message.user_id, message.created_at, **feedback_delta(old, feedback)
     )
     return message
+
+
+FEEDBACK_COUNTERS = (
+    "feedback_count",
+    "helpful_count",
+    "unhelpful_count",
+    "rating_sum",
+    "rating_count",
+    "comment_count",
+)
+
+
+def feedback_counts(fb: Feedback | None) -> dict[str, int]:
+    """What one message's feedback adds to the analytics counters."""
+    if fb is None:
+        return dict.fromkeys(FEEDBACK_COUNTERS, 0)
+    return {
+        "feedback_count": 1,
+        "helpful_count": int(fb.is_helpful is True),
+        "unhelpful_count": int(fb.is_helpful is False),
+        "rating_sum": fb.rating or 0,
+        "rating_count": int(fb.rating is not None),
+        "comment_count": int(bool(fb.comment)),
+    }
+
+
+def feedback_delta(old: Feedback | None, new: Feedback) -> dict[str, int]:
+    """The change of the analytics counters when `old` feedback becomes `new`."""
+    before, after = feedback_counts(old), feedback_counts(new)
+    return {k: after[k] - before[k] for k in FEEDBACK_COUNTERS}
