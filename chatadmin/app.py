@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from chatadmin import __version__, api
+from chatadmin.admin import mount_admin
 from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.migrations import migrate
@@ -89,7 +90,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     given = app.state.database
     database = given or await Database.open(settings)
     app.state.database = database
-    app.state.redis = store.connect(settings)
     if settings.auto_migrate:
         applied = await migrate(database.db)
         if applied:
@@ -130,5 +130,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.database = database
+    app.state.redis = store.connect(settings)
+    mount_admin(app, settings, app.state.redis)
     app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
     return app

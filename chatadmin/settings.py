@@ -92,6 +92,17 @@ class Settings(BaseSettings):
             raise ConfigError(f"{path} holds no usable key; delete it to generate a new one")
         return key
 
+    chatadmin_secure_cookies: bool | None = Field(
+        default=None, description="Secure session cookies; default: unless debug or embedded"
+    )
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Secure cookies, except in debug mode and on the local embedded default (plain http)."""
+        if self.chatadmin_secure_cookies is not None:
+            return self.chatadmin_secure_cookies
+        return not (self.chatadmin_debug or self.embedded)
+
     @property
     def auto_migrate(self) -> bool:
         return self.embedded if self.chatadmin_auto_migrate is None else self.chatadmin_auto_migrate
