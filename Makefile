@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-system-deps: ## install redis-server from Debian where missing
+system-deps: ## install redis-server and chromium from Debian where missing
 	bash scripts/system-deps.sh
 
 lint:

@@ -9,7 +9,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from chatadmin.clock import utcnow
 from chatadmin.exceptions import Conflict
 from chatadmin.models import Thread
 from chatadmin.services import audit, executions, messages, threads, users
@@ -18,16 +20,31 @@ SEED = 20261123
 ORGS = ["acme", "globex", "initech"]
 USERS_PER_ORG = 4
 ROLES = ["owner", "leader", "manager", "manager"]
-FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Linus", "Radia", "Donald",
-         "Frances", "John"]  # fmt: skip
+FIRST = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Ken",
+    "Margaret",
+    "Linus",
+    "Radia",
+    "Donald",
+    "Frances",
+    "John",
+]
 TICKERS = ["AAPL", "NVDA", "MSFT", "TSLA", "AMZN", "GOOG", "META", "JPM"]
 TOPICS = [
     ("volatility", "What was the {days}-day volatility of {t}?", "calculate_volatility"),
-    ("returns", "How did {t} perform over the last {days} days compared with the S&P 500?",
-     "compare_returns"),
+    (
+        "returns",
+        "How did {t} perform over the last {days} days compared with the S&P 500?",
+        "compare_returns",
+    ),
     ("drawdown", "What is the maximum drawdown of {t} in the past {days} days?", "max_drawdown"),
     ("correlation", "How correlated are {t} and {u} over {days} days?", "correlation"),
-]  # fmt: skip
+]
 SOURCES = ["web", "slack", "whatsapp", "api"]
 
 
@@ -114,6 +131,11 @@ async def _seed_turn(
 ) -> None:
     """One question, a tool call and its result, and an answer with its analysis and execution."""
     ticker, topic, tool, days = ctx["ticker"], ctx["topic"], ctx["tool"], ctx["days"]
+
+    def at(step: str) -> datetime:
+        """The message's time: turns a few minutes apart, steps seconds apart."""
+        return ctx["start"] + timedelta(minutes=3 * turn, seconds=15 * "qtra".index(step))
+
     question_context = {
         "original_question": q,
         "expanded_question": f"{q} ({ticker}, {days} days)",
@@ -121,26 +143,43 @@ async def _seed_turn(
         "query_type": "complete" if turn == 0 else "contextual",
     }
     await messages.append_message(
-        org, thread_id, message_id=f"{thread_id}-q{turn}", role="user", user_id=user_id,
-        content=q, question_context=question_context,
-    )  # fmt: skip
+        org,
+        thread_id,
+        message_id=f"{thread_id}-q{turn}",
+        created_at=at("q"),
+        role="user",
+        user_id=user_id,
+        content=q,
+        question_context=question_context,
+    )
     tool_id = f"toolu_{thread_id[-5:]}_{turn}"
     tool_input = {"ticker": ticker, "lookback_days": days, "benchmark": "SPX"}
     await messages.append_message(
-        org, thread_id, message_id=f"{thread_id}-t{turn}", role="assistant", user_id=user_id,
+        org,
+        thread_id,
+        message_id=f"{thread_id}-t{turn}",
+        created_at=at("t"),
+        role="assistant",
+        user_id=user_id,
         content=[
             {"type": "text", "text": f"I'll compute the {topic} of {ticker} over {days} days."},
             {"type": "tool_use", "id": tool_id, "name": tool, "input": tool_input},
         ],
         ai_metadata=_ai(rng, 300, 1500),
-    )  # fmt: skip
+    )
     failed = rng.random() < 0.12
     result = "upstream market data timed out" if failed else f'{{"ticker": "{ticker}", "ok": true}}'
     await messages.append_message(
-        org, thread_id, message_id=f"{thread_id}-r{turn}", role="tool", user_id=user_id,
-        content=[{"type": "tool_result", "tool_use_id": tool_id, "is_error": failed,
-                  "content": result}],
-    )  # fmt: skip
+        org,
+        thread_id,
+        message_id=f"{thread_id}-r{turn}",
+        created_at=at("r"),
+        role="tool",
+        user_id=user_id,
+        content=[
+            {"type": "tool_result", "tool_use_id": tool_id, "is_error": failed, "content": result}
+        ],
+    )
     reply = _assistant_reply(rng, ticker, topic, days, failed)
     value = reply[1]["data"]["rows"][0][1] if not failed else None
     script = f"result = {tool}({ticker!r}, {days})"
@@ -164,14 +203,26 @@ async def _seed_turn(
         "data_sources": ["market_data"],
         "tags": [topic, ticker.lower()],
     }
-    execution = {"question": q, "generated_script": script, "mcp_calls": [tool],
-                 "parameters": analysis["parameters"]}  # fmt: skip
+    execution = {
+        "question": q,
+        "generated_script": script,
+        "mcp_calls": [tool],
+        "parameters": analysis["parameters"],
+    }
     error = {"code": "upstream_timeout", "message": "market data timed out"} if failed else None
     msg, _analysis, run = await messages.add_assistant_message_with_analysis(
-        org, thread_id, user_id=user_id, message_id=f"{thread_id}-a{turn}", content=reply,
-        analysis=analysis, execution=execution, status="error" if failed else "sent",
-        error=error, ai_metadata={**_ai(rng, 800, 3000), "sources": ["market_data"]},
-    )  # fmt: skip
+        org,
+        thread_id,
+        user_id=user_id,
+        message_id=f"{thread_id}-a{turn}",
+        created_at=at("a"),
+        content=reply,
+        analysis=analysis,
+        execution=execution,
+        status="error" if failed else "sent",
+        error=error,
+        ai_metadata={**_ai(rng, 800, 3000), "sources": ["market_data"]},
+    )
     await executions.transition(org, run.execution_id, "running")
     if failed:
         await executions.transition(
@@ -179,16 +230,20 @@ async def _seed_turn(
         )
     else:
         await executions.transition(
-            org, run.execution_id, "success", result={"value": value},
+            org,
+            run.execution_id,
+            "success",
+            result={"value": value},
             memory_used_mb=round(rng.uniform(20, 120), 1),
-        )  # fmt: skip
+        )
     if rng.random() < 0.5:
         await messages.set_feedback(
-            org, msg.message_id,
+            org,
+            msg.message_id,
             is_helpful=not failed and rng.random() < 0.85,
             rating=rng.randint(1, 2) if failed else rng.randint(3, 5),
             comment=rng.choice([None, "Great, thanks", "Too slow", "Exactly what I needed"]),
-        )  # fmt: skip
+        )
 
 
 async def _seed_thread(i: int, rng: random.Random, stats: SeedStats) -> None:
@@ -197,21 +252,39 @@ async def _seed_thread(i: int, rng: random.Random, stats: SeedStats) -> None:
     thread_id = f"seed-thread-{i:05d}"
     ticker, other = rng.sample(TICKERS, 2)
     topic, question_tpl, tool = TOPICS[i % len(TOPICS)]
-    ctx = {"ticker": ticker, "topic": topic, "tool": tool, "days": rng.choice([7, 30, 90])}
+    start = utcnow() - timedelta(days=rng.randrange(30), hours=rng.randrange(24))
+    ctx = {
+        "ticker": ticker,
+        "topic": topic,
+        "tool": tool,
+        "days": rng.choice([7, 30, 90]),
+        "start": start,
+    }
     turns = rng.randint(1, 3)
     if await Thread.find_one({"org_id": org, "thread_id": thread_id}) is not None:
         stats.threads_skipped += 1
         return
     title = f"{ticker} {topic}"
     await threads.create_thread(
-        org, user_id, thread_id=thread_id, title=title, type="analysis",
-        description=f"{topic.title()} analysis of {ticker}", tags=[topic, ticker.lower()],
+        org,
+        user_id,
+        thread_id=thread_id,
+        title=title,
+        type="analysis",
+        created_at=start,
+        description=f"{topic.title()} analysis of {ticker}",
+        tags=[topic, ticker.lower()],
         initial_source=rng.choice(SOURCES),
-    )  # fmt: skip
+    )
     await audit.record(
-        org, actor_type="user", actor_id=user_id, action="thread_created",
-        resource_type="thread", resource_id=thread_id, after={"title": title},
-    )  # fmt: skip
+        org,
+        actor_type="user",
+        actor_id=user_id,
+        action="thread_created",
+        resource_type="thread",
+        resource_id=thread_id,
+        after={"title": title},
+    )
     followups = [f"And for {other}?", "Can you show that weekly instead?", "Use twice the window."]
     for turn in range(turns):
         q = (
