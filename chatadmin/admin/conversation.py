@@ -17,6 +17,7 @@ from starlette_admin.routing import route
 
 from chatadmin.admin import roles
 from chatadmin.admin.auth import audit_admin
+from chatadmin.clock import ms_datetime
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.blocks import StructuredDataBlock
@@ -207,6 +208,7 @@ class ConversationView(CustomView):
                 "pretty": pretty,
                 "table_of": table_of,
                 "can_note": roles.can_annotate(request),
+                "notes": [{**n, "at": ms_datetime(n.get("created_at_ms"))} for n in thread.notes],
                 "org": thread.org_id,
             },
         )
