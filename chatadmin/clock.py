@@ -32,7 +32,10 @@ def as_utc(value: datetime) -> datetime:
     """The same instant as an aware UTC datetime truncated to the millisecond."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("date is out of range") from None
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 

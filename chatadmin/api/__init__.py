@@ -57,11 +57,22 @@ async def docs_init(request: Request) -> Response:
     return Response(DOCS_INIT, media_type="application/javascript")
 
 
+def _dispatch(methods: dict[str, Endpoint]):
+    async def endpoint(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await methods[method].handler(request)
+
+    return endpoint
+
+
 def routes() -> list[BaseRoute]:
     """Every API route, to mount at `/api/v1`."""
+    by_path: dict[str, dict[str, Endpoint]] = {}
+    for ep in ENDPOINTS:
+        by_path.setdefault(ep.path, {})[ep.method] = ep
+    # One route per path, so a wrong method gets a 405 whose Allow header lists every method.
     out: list[BaseRoute] = [
-        Route(ep.path, ep.handler, methods=[ep.method], name=ep.handler.__name__)
-        for ep in ENDPOINTS
+        Route(path, _dispatch(methods), methods=list(methods)) for path, methods in by_path.items()
     ]
     out += [
         Route("/openapi.json", openapi_json, methods=["GET"]),

@@ -23,11 +23,15 @@ JSON_TYPES = ("application/json",)
 
 
 def _details(exc: ValidationError) -> list[dict]:
+    """Each bad field as {"field": "a.0.b", "message", "type"}, without pydantic's union labels."""
     out = []
     for err in exc.errors(include_url=False, include_input=False):
-        path = ".".join(str(p) for p in err["loc"])
-        out.append({"field": path, "message": err["msg"], "type": err["type"]})
-    return out[:50]
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and "[" in p)]
+        entry = {"field": ".".join(str(p) for p in loc), "message": err["msg"], "type": err["type"]}
+        out.append((loc[-1:] == ["str"], entry))
+    # `content` may be a string or a list: when a list was sent, drop the string branch's error.
+    useful = [e for is_str_branch, e in out if not is_str_branch] or [e for _, e in out]
+    return useful[:50]
 
 
 def validate(model: type[M], data: Any, what: str = "request body") -> M:

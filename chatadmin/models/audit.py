@@ -14,7 +14,7 @@ from chatadmin.models.base import (
     index,
     new_id,
 )
-from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.jsonfield import AuditJson, ClientJsonObject
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery
 
 ActorType = Literal["user", "admin", "api_key", "system"]
@@ -29,9 +29,9 @@ class AuditLog(TenantDocument):
     action: str = Field(min_length=1, max_length=100)
     resource_type: str = Field(max_length=100)
     resource_id: str | None = Field(default=None, max_length=256)
-    before: JsonObject | None = None
-    after: JsonObject | None = None
-    changes: JsonObject | None = None
+    before: AuditJson | None = None
+    after: AuditJson | None = None
+    changes: AuditJson | None = None
     ip_address: str | None = None
     user_agent: str | None = None
     success: bool = True

@@ -84,8 +84,10 @@ def _check_depth(value: Any) -> Any:
     return value
 
 
-def _stored(value: Any) -> Any:
-    value = unescape_keys(_check_depth(value))
+def _stored(value: Any, limit: int = MAX_DEPTH) -> Any:
+    if depth(value) > limit:
+        raise ValueError(f"nesting deeper than {limit} levels")
+    value = unescape_keys(value)
     if isinstance(value, dict):
         return StoredDict(value)
     if isinstance(value, list):
@@ -104,6 +106,8 @@ def _client(value: Any) -> Any:
 # In Documents: restored on load, escaped by the encoder on write.
 JsonObject = Annotated[dict[str, Any], AfterValidator(_stored)]
 JsonValue = Annotated[Any, AfterValidator(_stored)]
+# Audit before/after/changes wrap client objects a few levels deeper.
+AuditJson = Annotated[dict[str, Any], AfterValidator(lambda v: _stored(v, MAX_DEPTH + 4))]
 # In API request schemas: refused when too deep or using the escape characters.
 ClientJsonObject = Annotated[dict[str, Any], AfterValidator(_client)]
 ClientJsonValue = Annotated[Any, AfterValidator(_client)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
@@ -143,11 +143,17 @@ class MessageIn(ApiIn):
 
 
 class FeedbackIn(ApiIn):
-    """`POST /messages/{id}/feedback`."""
+    """`POST /messages/{id}/feedback`: at least one of the three."""
 
     is_helpful: bool | None = None
     rating: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = Field(default=None, max_length=5000)
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackIn:
+        if self.is_helpful is None and self.rating is None and not self.comment:
+            raise ValueError("feedback needs is_helpful, rating or comment")
+        return self
 
 
 class MessageOut(ApiOut):

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
+from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
     STORAGE_ENCODERS,
     JsonObject,
@@ -14,6 +13,7 @@ from chatadmin.models.base import (
     index,
     ms_property,
 )
+from chatadmin.models.blocks import Block
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 
@@ -54,11 +54,36 @@ class ShareCreated(ApiOut):
     expires_at: ApiDatetime | None
 
 
+class PublicThread(ApiOut):
+    """What a share shows of a thread: no org or user ids."""
+
+    thread_id: str
+    title: str
+    description: str | None = None
+    type: str | None = None
+    tags: list[str] = []
+    message_count: int = 0
+    last_message_at: ApiDatetime | None = None
+    created_at: ApiDatetime
+
+
+class PublicMessage(ApiOut):
+    """What a share shows of a message: no org or user ids."""
+
+    message_id: str
+    seq: int
+    role: str
+    content: list[Block]
+    text: str
+    analysis: AnalysisSnapshot | None = None
+    created_at: ApiDatetime
+
+
 class SharedThreadOut(ApiOut):
-    """The public view of a share: no org or user ids."""
+    """The public view of a share."""
 
     share_id: str
-    thread: dict[str, Any]
-    messages: list[dict[str, Any]]
+    thread: PublicThread
+    messages: list[PublicMessage]
     created_at: ApiDatetime
     expires_at: ApiDatetime | None

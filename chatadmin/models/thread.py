@@ -111,7 +111,7 @@ class ThreadIn(ApiIn):
 class ThreadName(ApiIn):
     """`POST /threads/{id}/name`."""
 
-    name: str = Field(min_length=1, max_length=500)
+    name: str = Field(min_length=1, max_length=500, pattern=r"\S")
 
 
 class ThreadOut(ApiOut):

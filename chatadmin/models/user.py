@@ -16,6 +16,7 @@ from chatadmin.models.base import (
     new_id,
 )
 from chatadmin.models.jsonfield import ClientJsonObject
+from chatadmin.models.message import QueryType
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery
 
 UserRole = Literal["owner", "leader", "manager"]
@@ -90,7 +91,7 @@ class UserOut(ApiOut):
 class QuestionsQuery(ApiQuery):
     """`GET /users/{id}/questions` query string."""
 
-    query_type: str | None = Field(default=None, max_length=50)
+    query_type: QueryType | None = None
     thread_id: ClientId | None = None
     limit: int = Field(default=20, ge=1, le=200)
     cursor: str | None = Field(default=None, max_length=1024)

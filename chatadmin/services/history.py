@@ -21,10 +21,14 @@ async def session_context(
     thread: Thread = await get_thread(org_id, thread_id)
     recent = await recent_messages(org_id, thread_id, messages)
     found = (
-        await Analysis.find({"org_id": org_id, "thread_id": str(thread_id)})
-        .sort([("created_at_ms", -1), ("analysis_id", -1)])
-        .limit(max(0, min(analyses, 50)))
-        .to_list()
+        []
+        if analyses <= 0
+        else (
+            await Analysis.find({"org_id": org_id, "thread_id": str(thread_id)})
+            .sort([("created_at_ms", -1), ("analysis_id", -1)])
+            .limit(max(0, min(analyses, 50)))
+            .to_list()
+        )
     )
     return {
         "thread": thread,

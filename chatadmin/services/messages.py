@@ -225,6 +225,8 @@ async def list_messages(
 
 async def recent_messages(org_id: str, thread_id: str, count: int = 10) -> list[Message]:
     """The last `count` messages of a thread, in seq order."""
+    if count <= 0:
+        return []  # limit(0) would mean "no limit"
     found = (
         await Message.find({"org_id": org_id, "thread_id": str(thread_id), "deleted": False})
         .sort([("seq", -1)])

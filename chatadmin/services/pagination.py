@@ -37,12 +37,13 @@ def decode_cursor(cursor: str | None, schema: dict[str, type]) -> dict[str, Any]
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         values = json.loads(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid("cursor is not valid") from exc
+        raise Invalid("cursor is not valid", [{"field": "cursor", "message": "not valid"}]) from exc
     if not isinstance(values, dict) or set(values) != set(schema):
-        raise Invalid("cursor is not valid")
+        raise Invalid("cursor is not valid", [{"field": "cursor", "message": "not valid"}])
     for key, kind in schema.items():
-        if type(values[key]) is not kind:
-            raise Invalid("cursor is not valid")
+        value = values[key]
+        if type(value) is not kind or (kind is int and not -(2**63) <= value < 2**63):
+            raise Invalid("cursor is not valid", [{"field": "cursor", "message": "not valid"}])
     return values
 
 

@@ -11,15 +11,12 @@ from pymongo import ReturnDocument
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Invalid, NotFound, TooLarge
 from chatadmin.models import Message, SharedThread
+from chatadmin.models.share import PublicMessage, PublicThread
 from chatadmin.services.messages import document_size
 from chatadmin.services.threads import get_thread
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_MESSAGES = 2000
-# What a public snapshot shows of a thread and its messages: never org or user ids.
-THREAD_FIELDS = {"thread_id", "title", "description", "type", "tags", "message_count",
-                 "last_message_at", "created_at"}  # fmt: skip
-MESSAGE_FIELDS = {"message_id", "seq", "role", "content", "text", "analysis", "created_at"}
 
 
 def new_share_id() -> str:
@@ -53,8 +50,8 @@ async def create_share(
     if len(messages) > max_messages:
         raise TooLarge(f"a share holds at most {max_messages} messages")
     snapshot: dict[str, Any] = {
-        "thread": thread.model_dump(include=THREAD_FIELDS),
-        "messages": [m.model_dump(include=MESSAGE_FIELDS) for m in messages],
+        "thread": PublicThread.model_validate(thread).model_dump(),
+        "messages": [PublicMessage.model_validate(m).model_dump() for m in messages],
     }
     size = document_size(snapshot)
     if size > max_bytes:
