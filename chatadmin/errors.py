@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -49,6 +50,16 @@ async def chatadmin_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(status, exc.code, str(exc), exc.details, headers)
 
 
+async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """A model built from client data refused it after the request schema let it through."""
+    assert isinstance(exc, ValidationError)
+    details = [
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ][:50]
+    return error_response(422, "invalid", "request body is invalid", details)
+
+
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
@@ -71,6 +82,7 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 EXCEPTION_HANDLERS = {
     ChatAdminError: chatadmin_error,
     HTTPException: http_error,
+    ValidationError: validation_error,
     PyMongoError: database_error,
     Exception: unexpected_error,
 }

@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+)
+
+from chatadmin.clock import as_utc
 
 
 def iso_ms(value: datetime) -> str:
@@ -19,7 +28,11 @@ def iso_ms(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-ApiDatetime = Annotated[datetime, PlainSerializer(iso_ms, return_type=str, when_used="json")]
+ApiDatetime = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    PlainSerializer(iso_ms, return_type=str, when_used="json"),
+]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], Field(max_length=50)]
 ShortText = Annotated[str, StringConstraints(max_length=500)]
