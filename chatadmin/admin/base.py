@@ -127,6 +127,29 @@ class DocumentView(BaseModelView):
     importers: ClassVar = []  # import would bypass can_create/can_edit
     exporters: ClassVar = ["csv", "json"]
     search_fields: ClassVar[Sequence[str]] = ()  # string fields matched by the search box
+    # Fields offered as filters when the view shows them (starlette-admin filters only
+    # "searchable" fields; the search box itself uses `search_fields` alone).
+    filter_fields: ClassVar[Sequence[str]] = (
+        "org_id",
+        "user_id",
+        "thread_id",
+        "role",
+        "status",
+        "tags",
+        "created_at",
+        "query_type",
+        "is_template",
+        "category",
+        "revoked",
+        "actor_type",
+        "action",
+        "resource_type",
+        "resource_id",
+        "success",
+        "scope_type",
+        "execution_status",
+        "period_key",
+    )
     writable: ClassVar[bool] = True  # admins may create/edit/delete raw data here
     creatable: ClassVar[bool] = False
     tenant_field: ClassVar[str | None] = "org_id"
@@ -142,7 +165,9 @@ class DocumentView(BaseModelView):
             fields=[self._time_field(n) for n in names], model=self.document
         )
         if self.searchable_fields is None:
-            self.searchable_fields = list(self.search_fields)
+            shown = {n if isinstance(n, str) else n.name for n in names}
+            filterable = [n for n in self.filter_fields if n in shown]
+            self.searchable_fields = list(dict.fromkeys([*self.search_fields, *filterable]))
         super().__init__()
 
     def _time_field(self, name: Any) -> Any:
@@ -324,7 +349,11 @@ class DocumentView(BaseModelView):
         if doc is None:
             raise FormValidationError({"_": "This record no longer exists."})
         before = _public(doc)
-        changes = {k: v for k, v in data.items() if k in self.document.model_fields and k != "id"}
+        changes = {
+            k: v
+            for k, v in data.items()
+            if k in self.document.model_fields and k != "id" and not _blank_form_value(doc, k, v)
+        }
         if self.tenant_field and roles.org_scope(request):
             changes.pop(self.tenant_field, None)
         try:
@@ -364,6 +393,17 @@ class DocumentView(BaseModelView):
             before=before,
             after=after,
         )
+
+
+def _blank_form_value(doc: Any, name: str, value: Any) -> bool:
+    """A form value that only stands for "nothing entered": keep what is stored.
+
+    starlette-admin renders an empty JSON object as `null` and an unset text as "".
+    """
+    current = getattr(doc, name, None)
+    if value is None and isinstance(current, dict | list):
+        return True
+    return value == "" and current is None
 
 
 def _jsonable(value: Any) -> Any:

@@ -111,10 +111,14 @@ class ConversationView(CustomView):
         super().__init__(menu_label="Conversation", path="/conversations", add_to_menu=False)
 
     async def _thread(self, request: Request, thread_id: str) -> Thread | list[Thread] | None:
-        query: dict = {"thread_id": thread_id, **roles.scope_query(request)}
+        query: dict = {"thread_id": thread_id}
         org = request.query_params.get("org")
         if org:
             query["org_id"] = org
+        scope = roles.scope_query(request)
+        if scope and query.get("org_id", scope["org_id"]) != scope["org_id"]:
+            return None  # another org's thread: as if it did not exist
+        query.update(scope)
         found = await Thread.find(query).limit(20).to_list()
         if len(found) == 1:
             return found[0]
@@ -292,6 +296,8 @@ class ConversationView(CustomView):
 
         async def stream():
             head = found.model_dump(mode="json", exclude={"notes"})
+            if masked:
+                head = roles.mask_document(head)
             yield '{"thread": ' + json.dumps(head, ensure_ascii=False) + ', "messages": ['
             first = True
             async for m in cursor:
