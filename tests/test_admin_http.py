@@ -515,16 +515,16 @@ async def test_support_and_viewer_cannot_create_edit_or_delete(block, login_as):
         )
         assert edited.status_code == 403, role
         deleted = await staff.action("threads", "delete", [str(thread.id)])
-        assert deleted.status_code in (400, 403), role
+        assert deleted.status_code == 403, role
         assert deleted.json()["msg"] == "Forbidden", role
         row_deleted = await staff.post(
             "/admin/_api/threads/row-action",
             params={"name": "delete", "pk": str(thread.id)},
             headers={"X-CSRFToken": staff.csrf},
         )
-        assert row_deleted.status_code in (400, 403), role
+        assert row_deleted.status_code == 403, role
         messages_deleted = await staff.action("messages", "delete", list(await ids(Message, {})))
-        assert messages_deleted.status_code in (400, 403), role
+        assert messages_deleted.status_code == 403, role
         # ...and the pages offer no buttons for it
         listing = await staff.get("/admin/threads/list")
         assert listing.status_code == 200, role
@@ -563,6 +563,8 @@ async def test_settings_views_are_closed_to_support_and_viewer(block, login_as):
         )
         assert created.status_code == 403, role
         revoked = await staff.action("api-keys", "revoke", [str(key.id)])
+        # starlette-admin refuses actions on a view the user cannot open with 400 before any
+        # view code runs; actions refused by role inside an open view answer 403.
         assert revoked.status_code in (400, 403), role
         menu = (await staff.get("/admin/")).text
         assert "/admin/admin-users/list" not in menu, role
@@ -603,7 +605,7 @@ async def test_support_adds_a_note_and_viewer_cannot(block, login_as):
         data={"note": "viewer note"},
         headers={"X-CSRFToken": viewer.csrf},
     )
-    assert row_action.status_code in (400, 403)
+    assert row_action.status_code == 403
     thread = await Thread.find_one({"thread_id": BLOCKS_THREAD})
     assert len(thread.notes) == 1 and "viewer note" not in json.dumps(thread.notes)
     assert await AuditLog.find_one({"action": "note_added", "actor_id": viewer.username}) is None
@@ -620,13 +622,13 @@ async def test_audit_logs_are_read_only_even_for_admin(block, login_as):
     )
     assert edited.status_code == 403
     deleted = await admin.action("audit-logs", "delete", [str(entry.id)])
-    assert deleted.status_code in (400, 403)
+    assert deleted.status_code == 403
     row_deleted = await admin.post(
         "/admin/_api/audit-logs/row-action",
         params={"name": "delete", "pk": str(entry.id)},
         headers={"X-CSRFToken": admin.csrf},
     )
-    assert row_deleted.status_code in (400, 403)
+    assert row_deleted.status_code == 403
     again = await AuditLog.find_one({"_id": entry.id})
     assert again is not None and again.action == "login" and again.actor_id == admin.username
     detail = await admin.get(f"/admin/audit-logs/detail?pk={entry.id}")

@@ -92,4 +92,5 @@ async def test_invalid_feedback_and_names_name_the_field(client, make_key):
     assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "query_type"
     bad = {"role": "user", "content": [{"type": "text", "text": 5}]}
     r = await client.post("/api/v1/threads/t/messages", json=bad, headers=h)
-    assert [d["field"] for d in r.json()["error"]["details"]] == ["content.0.text.text"]  # content.<index>.<block type>.<field>
+    # content.<index>.<block type>.<field>
+    assert [d["field"] for d in r.json()["error"]["details"]] == ["content.0.text.text"]

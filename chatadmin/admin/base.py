@@ -17,6 +17,7 @@ from typing import Any, ClassVar, get_args, get_origin
 from beanie import Document
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette_admin import BaseModelView
 from starlette_admin.contrib.beanie.converters import BeanieModelConverter
 from starlette_admin.contrib.beanie.filters import (
@@ -219,6 +220,17 @@ class DocumentView(BaseModelView):
         if name in ("view", "edit", "delete"):
             return await super().is_row_action_allowed(request, name)
         return self.can_edit(request)
+
+    async def handle_action(self, request: Request, selection: Any, name: str) -> Any:
+        """Refuse an action the role may not run with a 403 (starlette-admin answers 400)."""
+        if not await self.is_action_allowed(request, name):
+            return JSONResponse({"msg": "Forbidden"}, status_code=403)
+        return await super().handle_action(request, selection, name)
+
+    async def handle_row_action(self, request: Request, pk: Any, name: str) -> Any:
+        if not await self.is_row_action_allowed(request, name):
+            return JSONResponse({"msg": "Forbidden"}, status_code=403)
+        return await super().handle_row_action(request, pk, name)
 
     def get_filter_registry(self) -> FilterRegistry:
         return FilterRegistry()

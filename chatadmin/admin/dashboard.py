@@ -18,10 +18,17 @@ from chatadmin.models.analytics import COUNTERS, ORG_WIDE
 from chatadmin.services import analytics
 
 DAYS = 30
-COUNTED = ("chat_sessions", "chat_messages", "users", "analyses", "executions", "audit_logs")
+COUNTED = {
+    "chat_sessions": "Threads",
+    "chat_messages": "Messages",
+    "users": "Users",
+    "analyses": "Analyses",
+    "executions": "Executions",
+    "audit_logs": "Audit entries",
+}
 
 
-async def collection_counts(request: Request) -> list[tuple[str, int]]:
+async def collection_counts(request: Request) -> list[tuple[str, str, int]]:
     """Counts per collection: estimated unscoped, capped when scoped to an org."""
     scope = roles.scope_query(request)
     out = []
@@ -31,10 +38,10 @@ async def collection_counts(request: Request) -> list[tuple[str, int]]:
             continue
         coll = model.get_pymongo_collection()
         if not scope:
-            out.append((name, await coll.estimated_document_count()))
+            out.append((name, COUNTED[name], await coll.estimated_document_count()))
             continue
         found = len(await coll.find(scope, {"_id": 1}).limit(COUNT_CAP + 1).to_list())
-        out.append((name, CappedCount(found) if found > COUNT_CAP else found))
+        out.append((name, COUNTED[name], CappedCount(found) if found > COUNT_CAP else found))
     return out
 
 
@@ -81,9 +88,7 @@ class Dashboard(CustomView):
         data = await series(request)
         summed = data["summed"]
         rated = summed["rating_count"]
-        users = await top_users(request)
-        if roles.is_masked(request):
-            users = [(roles.mask_value("username", name), n) for name, n in users]
+        users = await top_users(request)  # user ids, not personal data: shown like in lists
         return self._admin._template_response(
             request,
             "dashboard.html",
