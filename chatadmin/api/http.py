@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from chatadmin.exceptions import BadRequest, Invalid, NotFound, TooLarge, UnsupportedMediaType
 from chatadmin.models.base import CLIENT_ID_PATTERN
-from chatadmin.models.jsonfield import MAX_DEPTH, depth
+from chatadmin.models.jsonfield import MAX_DEPTH, depth, reserved_keys
 
 M = TypeVar("M", bound=BaseModel)
 JSON_TYPES = ("application/json",)
@@ -48,8 +48,25 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _int64(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"integer {text[:30]} does not fit in 64 bits")
+    return value
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:30]} is out of range")
+    return value
+
+
 async def read_body(request: Request) -> bytes:
     """The raw body, refused past the configured size (without reading all of it)."""
+    cached = getattr(request.state, "raw_body", None)
+    if cached is not None:
+        return cached
     limit = request.app.state.settings.chatadmin_max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -63,7 +80,29 @@ async def read_body(request: Request) -> bytes:
         if size > limit:
             raise TooLarge(f"request body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    request.state.raw_body = b"".join(chunks)
+    return request.state.raw_body
+
+
+def reserved_key_paths(data: Any) -> list[str]:
+    """Paths of the keys that use the store's escape characters (refused from clients)."""
+    found, stack = [], [(data, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                child = f"{path}.{key}" if path else str(key)
+                if reserved_keys({key: None}):
+                    found.append(child)
+                stack.append((value, child))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}.{i}") for i, v in enumerate(item))
+    return sorted(found)
+
+
+async def has_body(request: Request) -> bool:
+    """Whether the request carries a non-empty body (read and kept for `read_json`)."""
+    return bool((await read_body(request)).strip())
 
 
 async def read_json(request: Request, model: type[M]) -> M:
@@ -75,16 +114,26 @@ async def read_json(request: Request, model: type[M]) -> M:
     if not raw.strip():
         raise BadRequest("the request body is empty")
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        msg = str(exc) if isinstance(exc, json.JSONDecodeError) else "malformed JSON"
-        raise BadRequest(f"malformed JSON: {msg}") from None
-    if depth(data) > MAX_DEPTH + 4:  # the envelope adds a few levels around client objects
+        data = json.loads(
+            raw, parse_constant=_reject_constant, parse_int=_int64, parse_float=_finite
+        )
+    except RecursionError:
+        raise Invalid(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if depth(data, MAX_DEPTH + 4) > MAX_DEPTH + 4:  # the envelope adds a few levels
         raise Invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
     try:
-        return model.model_validate_json(raw)
+        parsed = model.model_validate_json(raw)
     except ValidationError as exc:
+        if all(e["type"] == "json_invalid" for e in exc.errors()):
+            raise BadRequest("malformed JSON: the body is not valid UTF-8 JSON") from None
         raise Invalid("request body is invalid", _details(exc)) from None
+    bad = reserved_key_paths(data)
+    if bad:
+        message = "keys may not contain the characters U+E001 to U+E003"
+        raise Invalid(message, [{"field": path, "message": message} for path in bad[:20]])
+    return parsed
 
 
 def read_query(request: Request, model: type[M]) -> M:

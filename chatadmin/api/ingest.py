@@ -43,6 +43,6 @@ ENDPOINTS = [
         scope="ingest",
         body=BatchIn,
         response=BatchOut,
-        errors=(207, 401, 403, 413, 415, 422),
+        also=(207,),
     ),
 ]

@@ -75,6 +75,20 @@ def _path_parameters(path: str) -> list[dict]:
     return out
 
 
+def _error_codes(ep: Endpoint) -> set[int]:
+    """Every error status the endpoint can answer."""
+    codes = set(ep.errors) | {405, 503}
+    if ep.scope:
+        codes |= {401, 403}
+    if "{" in ep.path:
+        codes.add(404)
+    if ep.body:
+        codes |= {400, 413, 415, 422}
+    if ep.query:
+        codes.add(422)
+    return codes
+
+
 def build_openapi(endpoints: list[Endpoint], extra: dict[str, Any] | None = None) -> dict:
     """The whole document for `endpoints` (paths relative to `/api/v1`)."""
     wanted: list[tuple[type[BaseModel], str]] = []
@@ -111,7 +125,9 @@ def build_openapi(endpoints: list[Endpoint], extra: dict[str, Any] | None = None
                 "description": "OK",
                 "content": {"application/json": {"schema": schema}},
             }
-        for code in sorted(set(ep.errors) | {503}):
+        for code in ep.also:
+            op["responses"][str(code)] = op["responses"][str(ep.status)]
+        for code in sorted(_error_codes(ep)):
             op["responses"][str(code)] = {
                 "description": ERROR_TEXT.get(code, "Error"),
                 "content": {"application/json": {"schema": {"$ref": REF.format(model="Error")}}},

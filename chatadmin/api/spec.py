@@ -32,4 +32,5 @@ class Endpoint:
     response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = field(default=())
+    also: tuple[int, ...] = field(default=())  # other success statuses with the same body
     many: bool = False  # the response is a page: {"items": [response], "next_cursor"}

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chatadmin.api.auth import authorize, record
-from chatadmin.api.http import no_content, path_id, read_json, read_query, respond
+from chatadmin.api.http import has_body, no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.models.message import MessageIn, MessageOut
 from chatadmin.models.schema import ApiDatetime, ApiOut
@@ -154,11 +154,7 @@ async def thread_context(request: Request) -> Response:
 async def share_thread(request: Request) -> Response:
     key = await authorize(request, "share")
     thread_id = path_id(request, "thread_id")
-    body = (
-        await read_json(request, ShareIn)
-        if request.headers.get("content-length") not in (None, "0")
-        else ShareIn()
-    )
+    body = await read_json(request, ShareIn) if await has_body(request) else ShareIn()
     settings = request.app.state.settings
     share = await shares.create_share(
         key.org_id,

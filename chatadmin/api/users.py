@@ -65,7 +65,8 @@ ENDPOINTS = [
         scope="ingest",
         body=UserIn,
         response=UserOut,
-        errors=(401, 403, 409, 415, 422),
+        errors=(409,),
+        also=(201,),
     ),
     Endpoint(
         "GET",

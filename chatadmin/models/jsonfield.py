@@ -28,8 +28,11 @@ class StoredList(list):
     """A free-form array; keys of the objects inside are escaped when written."""
 
 
-def depth(value: Any) -> int:
-    """Nesting depth of a JSON-like value (a scalar is 0), without recursion."""
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """Nesting depth of a JSON-like value (a scalar is 0), without recursion.
+
+    Counting stops just past `limit` (the answer is then `limit + 1`).
+    """
     deepest, stack = 0, [(value, 0)]
     while stack:
         item, level = stack.pop()
@@ -41,7 +44,7 @@ def depth(value: Any) -> int:
             continue
         level += 1
         deepest = max(deepest, level)
-        if level > MAX_DEPTH:
+        if level > limit:
             return level
         stack.extend((child, level) for child in children)
     return deepest
@@ -85,7 +88,7 @@ def _check_depth(value: Any) -> Any:
 
 
 def _stored(value: Any, limit: int = MAX_DEPTH) -> Any:
-    if depth(value) > limit:
+    if depth(value, limit) > limit:
         raise ValueError(f"nesting deeper than {limit} levels")
     value = unescape_keys(value)
     if isinstance(value, dict):
@@ -106,8 +109,8 @@ def _client(value: Any) -> Any:
 # In Documents: restored on load, escaped by the encoder on write.
 JsonObject = Annotated[dict[str, Any], AfterValidator(_stored)]
 JsonValue = Annotated[Any, AfterValidator(_stored)]
-# Audit before/after/changes wrap client objects a few levels deeper.
-AuditJson = Annotated[dict[str, Any], AfterValidator(lambda v: _stored(v, MAX_DEPTH + 4))]
+# Audit before/after/changes and share snapshots wrap client objects a few levels deeper.
+AuditJson = Annotated[dict[str, Any], AfterValidator(lambda v: _stored(v, MAX_DEPTH + 8))]
 # In API request schemas: refused when too deep or using the escape characters.
 ClientJsonObject = Annotated[dict[str, Any], AfterValidator(_client)]
 ClientJsonValue = Annotated[Any, AfterValidator(_client)]

@@ -7,13 +7,13 @@ from pydantic import Field
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
     STORAGE_ENCODERS,
-    JsonObject,
     TenantDocument,
     UtcDatetime,
     index,
     ms_property,
 )
 from chatadmin.models.blocks import Block
+from chatadmin.models.jsonfield import AuditJson
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
 
 
@@ -22,7 +22,7 @@ class SharedThread(TenantDocument):
 
     share_id: str = Field(min_length=16, max_length=128)
     thread_id: str
-    snapshot: JsonObject
+    snapshot: AuditJson
     size_bytes: int = 0
     created_by: str | None = None
     expires_at: UtcDatetime | None = None
