@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from beanie import Document, Insert, Replace, before_event
-from beanie.odm.utils.encoder import Encoder
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 
 from chatadmin.clock import as_utc, from_ms, ms_datetime, now_ms, to_ms, utcnow
-from chatadmin.models.jsonfield import STORAGE_ENCODERS, JsonObject, JsonValue
+from chatadmin.models.jsonfield import STORAGE_ENCODERS, JsonObject, JsonValue, escape_keys
 
 __all__ = [
     "ASC",
@@ -111,10 +110,15 @@ class TimestampedDocument(Document):
             self.updated_at_ms = self.created_at_ms
         return self
 
-    def storage_fields(self, names: set[str]) -> dict[str, Any]:
-        """Fields as they are stored (escaped free-form keys), for raw update operators."""
-        encoded = Encoder(custom_encoders=STORAGE_ENCODERS).encode(self)
-        return {k: v for k, v in encoded.items() if k in names}
+    def storage_fields(self, names: set[str] | None = None) -> dict[str, Any]:
+        """Fields as they are stored, for raw writes: the dump with every key escaped.
+
+        Only free-form client objects can hold keys with `$`, `.` or NUL (field names never
+        do), so escaping the whole dump equals escaping those objects, and is much cheaper
+        than Beanie's encoder.
+        """
+        data = self.model_dump(by_alias=True, include=names)
+        return escape_keys(data)
 
     class Settings:
         bson_encoders = STORAGE_ENCODERS

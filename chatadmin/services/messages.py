@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import bson
-from beanie.odm.utils.encoder import Encoder
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -19,7 +18,7 @@ from chatadmin.exceptions import Conflict, Invalid, NotFound, TooLarge
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.blocks import render_text
-from chatadmin.models.jsonfield import STORAGE_ENCODERS, escape_keys
+from chatadmin.models.jsonfield import escape_keys
 from chatadmin.models.message import AiMetadata, Feedback
 from chatadmin.services import analytics
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
@@ -31,7 +30,7 @@ LIVE = ["active", "archived"]
 def document_size(doc: Any) -> int:
     """BSON size of a model or dict, as the server would store it."""
     if hasattr(doc, "storage_fields"):
-        data = Encoder(custom_encoders=STORAGE_ENCODERS).encode(doc)
+        data = doc.storage_fields()
     else:
         data = escape_keys(doc.model_dump() if hasattr(doc, "model_dump") else doc)
     return len(bson.encode(data))

@@ -47,6 +47,7 @@ async def ingest(ctx: Context, raw_events: list[EventIn]) -> list[EventResult]:
             await HANDLERS[kind](ctx, todo)
     await analytics.record_batch(ctx.org_id, ctx.rollups)
     await ctx.flush_users()
+    ctx.audit_messages()
     if ctx.audit:
         await AuditLog.get_pymongo_collection().insert_many(
             [stored(a) for a in ctx.audit], ordered=False

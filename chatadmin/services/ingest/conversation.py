@@ -113,11 +113,7 @@ async def messages(ctx: Context, events: list[Event]) -> None:
             ctx.bump_user(msg.user_id, msg.created_at_ms, message_count=1)
         else:
             ev.done("updated")
-        ctx.audited(
-            ev,
-            f"message_{ev.result.status}",
-            {"thread_id": msg.thread_id, "seq": msg.seq, "role": msg.role},
-        )
+        ctx.messages_written.setdefault(ev.result.status, []).append(ev.id)
 
 
 async def ensure_threads(ctx: Context, msgs: list[Message], events: list[Event]) -> None:

@@ -177,6 +177,27 @@ class Context:
         if ops:
             await User.get_pymongo_collection().bulk_write(ops, ordered=False)
 
+    # Messages are audited once per batch (ids in the entry), not one entry per message.
+    messages_written: dict[str, list[str]] = field(default_factory=dict)
+
+    def audit_messages(self) -> None:
+        """One audit entry per outcome for the batch's messages, naming their ids."""
+        for status, ids in self.messages_written.items():
+            self.audit.append(
+                AuditLog(
+                    org_id=self.org_id,
+                    actor_type="api_key",
+                    actor_id=self.actor_id,
+                    action=f"messages_{status}",
+                    resource_type="message",
+                    after={"count": len(ids)},
+                    ip_address=self.ip_address,
+                    user_agent=self.user_agent,
+                    created_at=utcnow(),
+                    metadata={"via": "ingest", "message_ids": ids},
+                ).stamped()
+            )
+
     def audited(self, event: Event, action: str, after: dict | None = None) -> None:
         now = utcnow()
         self.audit.append(

@@ -102,7 +102,7 @@ async def write_simple(
 
 def stored(doc: TenantDocument) -> dict:
     """The storable document (escaped free-form keys), as Beanie would insert it."""
-    return doc.storage_fields(set(type(doc).model_fields) | {"_id"})
+    return doc.storage_fields()
 
 
 def given(updatable: set[str]) -> Callable[[Event], set[str]]:
