@@ -81,15 +81,19 @@ def test_migrate_applies_once_then_reports_nothing_to_apply(runner, mongo):
     assert "[x] 0001" in first.stdout
     assert re.search(r"Index drift:\n  none", first.stdout)
     assert "chat_messages" in mongo.list_collection_names()
-    records = list(mongo.migrations.find())
-    assert [(r["version"], r["status"]) for r in records] == [("0001", "completed")]
+    assert re.search(r"^Applied 0002 message indexes for cross-org admin lists", first.stdout, re.M)
+    records = sorted(mongo.migrations.find(), key=lambda r: r["version"])
+    assert [(r["version"], r["status"]) for r in records] == [
+        ("0001", "completed"),
+        ("0002", "completed"),
+    ]
 
     second = runner("migrate")
     assert second.returncode == 0, second.stderr
     assert "No migrations to apply." in second.stdout
     assert "Applied" not in second.stdout
-    assert "[x] 0001" in second.stdout
-    assert mongo.migrations.count_documents({}) == 1
+    assert "[x] 0001" in second.stdout and "[x] 0002" in second.stdout
+    assert mongo.migrations.count_documents({}) == 2
 
 
 def test_migrate_list_shows_pending_then_applied_without_applying(runner, mongo):

@@ -116,6 +116,27 @@ def _ms_rewrite(query: Any) -> Any:
     return out
 
 
+def merge_conditions(parts: list[dict]) -> dict:
+    """AND the parts as one flat query where their keys differ, `$and` only for the rest.
+
+    MongoDB answers both forms alike; nx-27017 evaluates a top-level `$and` in Python (ten
+    times slower), and `$text` must sit at the top level anyway.
+    """
+    flat: list[dict] = []
+    for part in parts:
+        flat.extend(part["$and"] if set(part) == {"$and"} else [part])
+    merged: dict = {}
+    rest: list[dict] = []
+    for part in flat:
+        if set(part) & set(merged):
+            rest.append(part)
+        else:
+            merged.update(part)
+    if rest:
+        merged["$and"] = rest
+    return merged
+
+
 class DocumentView(BaseModelView):
     """A list/detail/create/edit/delete view over one Document, for our roles."""
 
@@ -251,11 +272,7 @@ class DocumentView(BaseModelView):
             built = build_filter_query(filters, fields, self.get_filter_registry(), self, request)
             if built:
                 parts.append(_ms_rewrite(built))
-        parts = [p for p in parts if p]
-        text = [p for p in parts if "$text" in p]  # $text must stay at the top level
-        rest = [p for p in parts if "$text" not in p]
-        query = {"$and": rest} if len(rest) > 1 else (rest[0] if rest else {})
-        return {**text[0], **query} if text else query
+        return merge_conditions([p for p in parts if p])
 
     def search_query(self, request: Request, q: str) -> dict:
         """Full text (every word must match), or a case-insensitive escaped match over the

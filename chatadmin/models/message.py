@@ -119,6 +119,9 @@ class Message(TenantDocument):
             index("org_id", "-created_at_ms", name="org_created"),
             index("org_id", "analysis_id", name="org_analysis"),
             index("$text:text", name="text_text"),
+            # Cross-org admin lists (an admin not bound to an org sends no org_id).
+            index("-created_at_ms", name="created"),
+            index("thread_id", name="thread"),
         ]
 
 
