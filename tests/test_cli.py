@@ -81,7 +81,9 @@ def test_migrate_applies_once_then_reports_nothing_to_apply(runner, mongo):
     assert "[x] 0001" in first.stdout
     assert re.search(r"Index drift:\n  none", first.stdout)
     assert "chat_messages" in mongo.list_collection_names()
-    assert re.search(r"^Applied 0002 message indexes for cross-org admin lists", first.stdout, re.M)
+    assert re.search(
+        r"^Applied 0002 single-field indexes for cross-org lists and id lookups", first.stdout, re.M
+    )
     records = sorted(mongo.migrations.find(), key=lambda r: r["version"])
     assert [(r["version"], r["status"]) for r in records] == [
         ("0001", "completed"),

@@ -119,9 +119,11 @@ class Message(TenantDocument):
             index("org_id", "-created_at_ms", name="org_created"),
             index("org_id", "analysis_id", name="org_analysis"),
             index("$text:text", name="text_text"),
-            # Cross-org admin lists (an admin not bound to an org sends no org_id).
+            # Cross-org admin lists (an admin not bound to an org sends no org_id), and batch id
+            # lookups: nx-27017 reads through single-field indexes only.
             index("-created_at_ms", name="created"),
             index("thread_id", name="thread"),
+            index("message_id", name="message"),
         ]
 
 

@@ -84,6 +84,7 @@ class Thread(TenantDocument):
             index("org_id", "status", "-last_activity_ms", name="org_status_activity"),
             index("org_id", "tags", name="org_tags"),
             index("org_id", "-created_at_ms", name="org_created"),
+            index("thread_id", name="thread"),  # batch id lookups (see chat_messages)
         ]
 
 
