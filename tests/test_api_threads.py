@@ -5,8 +5,9 @@ import asyncio
 import re
 
 import pytest
+from apihelpers import db_state, error, fields
 
-from chatadmin.models import DOCUMENT_MODELS, ApiKey, AuditLog, Message, MigrationRecord, Thread
+from chatadmin.models import AuditLog, Message, Thread
 
 pytestmark = pytest.mark.usefixtures("database")
 
@@ -25,35 +26,6 @@ MESSAGE_KEYS = {
 JSON = {"content-type": "application/json"}
 # Free-form objects must round-trip exactly, operator-looking and dotted keys included.
 HOSTILE_META = {"$gt": 1, "a.b": {"$where": ["x", {"c.d": None}]}, "ü": "\u2603", "n": [1.5, True]}
-
-
-def error(r, status: int, code: str | None = None) -> dict:
-    """The JSON error of a response, checked for shape; returns `error`."""
-    assert r.status_code == status, f"{r.request.method} {r.request.url}: {r.text}"
-    assert r.headers["content-type"].startswith("application/json")
-    body = r.json()
-    assert set(body) == {"error"}
-    err = body["error"]
-    assert set(err) == {"code", "message", "details"}
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", err["code"])
-    assert isinstance(err["message"], str) and err["message"]
-    assert isinstance(err["details"], list)
-    if code is not None:
-        assert err["code"] == code
-    return err
-
-
-def fields(err: dict) -> set[str]:
-    return {d["field"] for d in err["details"]}
-
-
-async def db_state() -> dict:
-    """Every document of every collection (API keys record their use: left out)."""
-    models = [m for m in DOCUMENT_MODELS if m not in (ApiKey, MigrationRecord)]
-    found = await asyncio.gather(
-        *(m.get_pymongo_collection().find({}).sort("_id", 1).to_list() for m in models)
-    )
-    return {m.Settings.name: docs for m, docs in zip(models, found, strict=True)}
 
 
 def nested(levels: int) -> dict:
