@@ -710,6 +710,11 @@ def machine() -> dict:
         "httpx": ver("httpx"),
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "commit": sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+        # uncommitted product changes are measured too (the package is installed editable)
+        "product_tree": "dirty"
+        if sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "chatadmin", "pyproject.toml")
+        else "clean",
     }
 
 
@@ -729,6 +734,7 @@ def report(
         f"Python {info['python']}, nx-27017 {info['nx-27017']}, pymongo {info['pymongo']}, "
         f"langchain-mongodb {info['langchain-mongodb']}, {info['date']}"
     )
+    p(f"  code      commit {info['commit']}, product tree {info['product_tree']}")
     p(
         f"  data      {data['messages']:,} messages in {data['threads']:,} threads "
         f"(avg {data['messages_per_thread']:.1f}, max {data['max_per_thread']}), "
