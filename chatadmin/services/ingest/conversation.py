@@ -6,6 +6,7 @@ import asyncio
 
 from pydantic import ValidationError
 from pymongo import InsertOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from chatadmin.clock import now_ms, to_ms
 from chatadmin.models import (
@@ -151,16 +152,19 @@ async def ensure_threads(ctx: Context, msgs: list[Message], events: list[Event])
         missing[msg.thread_id] = thread
     if not missing:
         return
-    ops = [
-        UpdateOne(
-            {"org_id": ctx.org_id, "thread_id": tid},
-            {"$setOnInsert": stored(t.stamped())},
-            upsert=True,
+    # Plain inserts: on nx-27017 an upsert by a field other than `_id` scans the collection.
+    created = list(missing.values())
+    try:
+        await Thread.get_pymongo_collection().insert_many(
+            [stored(t.stamped()) for t in created], ordered=False
         )
-        for tid, t in missing.items()
-    ]
-    await Thread.get_pymongo_collection().bulk_write(ops, ordered=False)
-    for t in missing.values():
+    except BulkWriteError as exc:  # made meanwhile by a concurrent batch: it counts them
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        lost = {e["index"] for e in errors}
+        created = [t for i, t in enumerate(created) if i not in lost]
+    for t in created:
         ctx.rollups.add(t.user_id, t.created_at, threads=1)
         ctx.bump_user(t.user_id, 0, thread_count=1)
 
