@@ -58,22 +58,20 @@ def _rollup_incs(message: Message) -> dict[str, int]:
     return incs
 
 
-async def _record_analytics(message: Message) -> None:
+def analytics_counters(message: Message) -> dict[str, int]:
+    """What one new message adds to its day's analytics counters."""
     meta = message.ai_metadata or AiMetadata()
-    await analytics.record(
-        message.org_id,
-        message.user_id,
-        message.created_at,
-        messages=1,
-        user_messages=int(message.role == "user"),
-        assistant_messages=int(message.role == "assistant"),
-        tokens_input=meta.input_tokens,
-        tokens_output=meta.output_tokens,
-        tokens_total=meta.tokens(),
-        response_ms_sum=meta.response_ms or 0,
-        response_count=int(meta.response_ms is not None),
-        errors=int(message.has_error),
-    )
+    return {
+        "messages": 1,
+        "user_messages": int(message.role == "user"),
+        "assistant_messages": int(message.role == "assistant"),
+        "tokens_input": meta.input_tokens,
+        "tokens_output": meta.output_tokens,
+        "tokens_total": meta.tokens(),
+        "response_ms_sum": meta.response_ms or 0,
+        "response_count": int(meta.response_ms is not None),
+        "errors": int(message.has_error),
+    }
 
 
 async def insert_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Message:
@@ -111,7 +109,9 @@ async def insert_message(message: Message, max_bytes: int = DEFAULT_MAX_MESSAGE_
             {"org_id": message.org_id, "thread_id": message.thread_id}, {"$inc": undo}
         )
         raise Conflict(f"message {message.message_id!r} already exists") from exc
-    await _record_analytics(message)
+    await analytics.record(
+        message.org_id, message.user_id, message.created_at, **analytics_counters(message)
+    )
     if message.user_id:
         await User.get_pymongo_collection().update_one(
             {"org_id": message.org_id, "user_id": message.user_id},

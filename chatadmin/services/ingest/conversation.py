@@ -23,7 +23,12 @@ from chatadmin.services.ingest.writes import (
     set_update,
     stored,
 )
-from chatadmin.services.messages import build_message, document_size, feedback_delta
+from chatadmin.services.messages import (
+    analytics_counters,
+    build_message,
+    document_size,
+    feedback_delta,
+)
 
 
 async def messages(ctx: Context, events: list[Event]) -> None:
@@ -97,20 +102,7 @@ async def messages(ctx: Context, events: list[Event]) -> None:
         msg = built[ev.index]
         if ev in creates:
             ev.done("created")
-            meta = msg.ai_metadata or AiMetadata()
-            ctx.rollups.add(
-                msg.user_id,
-                msg.created_at,
-                messages=1,
-                user_messages=int(msg.role == "user"),
-                assistant_messages=int(msg.role == "assistant"),
-                tokens_input=meta.input_tokens,
-                tokens_output=meta.output_tokens,
-                tokens_total=meta.tokens(),
-                response_ms_sum=meta.response_ms or 0,
-                response_count=int(meta.response_ms is not None),
-                errors=int(msg.has_error),
-            )
+            ctx.rollups.add(msg.user_id, msg.created_at, **analytics_counters(msg))
             ctx.bump_user(msg.user_id, msg.created_at_ms, message_count=1)
         else:
             ev.done("updated")
