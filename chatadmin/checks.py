@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chatadmin import search
 from chatadmin.db import Database
 from chatadmin.indexes import index_drift
 from chatadmin.migrations import states
@@ -23,6 +24,7 @@ async def run_checks(database: Database) -> list[Finding]:
     findings = []
     info = await database.ping()
     findings.append(Finding("database", f"{info.label()} answers ping (db {database.db.name!r})"))
+    findings.append(Finding("search", f"mode {search.describe(database.search_mode)}"))
     for state in await states():
         if state.status == "completed":
             findings.append(Finding("migrations", f"{state.version} {state.name}: applied"))

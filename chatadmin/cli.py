@@ -11,11 +11,12 @@ import sys
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from chatadmin import search
 from chatadmin.checks import run_checks
 from chatadmin.db import open_database
 from chatadmin.embedded import EmbeddedServerError
 from chatadmin.exceptions import ChatAdminError
-from chatadmin.indexes import index_drift
+from chatadmin.indexes import build_search, index_drift
 from chatadmin.migrations import migrate, states
 from chatadmin.models import DOCUMENT_MODELS
 from chatadmin.models.admin_user import ADMIN_ROLES, SCOPES
@@ -59,6 +60,11 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
                 out(f"Applied {rec.version} {rec.name} in {rec.execution_ms} ms")
                 for change in rec.changes:
                     out(f"  {change}")
+            if args.rebuild_search:
+                out("Rebuilt full-text search:")
+                for change in await build_search(database.db):
+                    out(f"  {change}")
+        out(f"Search: {search.describe(database.search_mode)}")
         out("Migrations:")
         for state in await states():
             when = f" at {state.applied_at}" if state.applied_at else ""
@@ -158,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("migrate", help="apply pending migrations and report index drift")
     p.add_argument("--list", action="store_true", help="only show migration state and drift")
+    p.add_argument(
+        "--rebuild-search",
+        action="store_true",
+        help="make full-text search indexes (and terms) again for this server's search mode, "
+        "e.g. after moving the data to another kind of server",
+    )
     p.set_defaults(func=cmd_migrate)
 
     p = sub.add_parser("createadmin", help="create an admin user (argon2id password hash)")

@@ -14,30 +14,33 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from chatadmin import search
 from chatadmin.embedded import EmbeddedMongo
 from chatadmin.models import DOCUMENT_MODELS
-from chatadmin.settings import Settings
+from chatadmin.settings import ConfigError, Settings
 
 log = logging.getLogger("chatadmin.db")
 
 
 @dataclass
 class ServerInfo:
-    """What kind of server answers: real MongoDB or the embedded nx-27017."""
+    """What kind of server answers: real MongoDB, the embedded nx-27017, or SecantusDB."""
 
     kind: str
     version: str
 
     @property
-    def is_embedded_kind(self) -> bool:
-        return self.kind == "nx-27017"
+    def lists_text_indexes(self) -> bool:
+        """nx-27017 answers `$text` but leaves text indexes out of `listIndexes`."""
+        return self.kind != "nx-27017"
 
     def label(self) -> str:
         return f"{self.kind} {self.version}"
 
 
 async def server_info(client: AsyncMongoClient) -> ServerInfo:
-    """Ask the server what it is (nx-27017 names itself in `buildInfo.process`)."""
+    """Ask the server what it is: nx-27017 names itself in `buildInfo.process`, SecantusDB
+    in `buildInfo.secantusVersion`; both otherwise claim a MongoDB version."""
     info = await client.admin.command("buildInfo")
     if info.get("process") == "nx_27017":
         try:
@@ -47,6 +50,8 @@ async def server_info(client: AsyncMongoClient) -> ServerInfo:
         except Exception:  # pragma: no cover - metadata missing only in odd installs
             nx_version = "unknown"
         return ServerInfo("nx-27017", nx_version)
+    if info.get("secantusVersion"):
+        return ServerInfo("secantusdb", str(info["secantusVersion"]))
     return ServerInfo("mongodb", str(info.get("version", "unknown")))
 
 
@@ -66,6 +71,7 @@ class Database:
     db: AsyncDatabase
     info: ServerInfo
     uri: str
+    search_mode: str = search.TEXT
     embedded: EmbeddedMongo | None = field(default=None)
 
     @classmethod
@@ -73,7 +79,6 @@ class Database:
         cls,
         settings: Settings,
         *,
-        create_indexes: bool = False,
         embedded: EmbeddedMongo | None = None,
     ) -> Database:
         """Connect (starting the embedded server when no URI is set) and initialise Beanie.
@@ -91,17 +96,25 @@ class Database:
         try:
             info = await server_info(client)
             db = client[settings.mongodb_db_name]
+            try:
+                mode = await search.resolve_mode(db, settings.chatadmin_search_mode)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            search.use(mode)
             await init_beanie(
-                database=db, document_models=DOCUMENT_MODELS, skip_indexes=not create_indexes
-            )
+                database=db, document_models=DOCUMENT_MODELS, skip_indexes=True
+            )  # indexes are made by migrations (`chatadmin.indexes`), for the search mode
         except Exception:
             await client.close()
             if owned:
                 owned.stop()
             raise
         where = f"embedded, data in {embedded.data_dir}" if embedded else _redact(uri)
-        log.info("database: %s, db %r (%s)", info.label(), settings.mongodb_db_name, where)
-        return cls(client=client, db=db, info=info, uri=uri, embedded=owned)
+        log.info(
+            "database: %s, db %r (%s); search: %s",
+            info.label(), settings.mongodb_db_name, where, mode,
+        )  # fmt: skip
+        return cls(client=client, db=db, info=info, uri=uri, search_mode=mode, embedded=owned)
 
     async def ping(self) -> ServerInfo:
         """Ping the server."""

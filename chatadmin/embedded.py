@@ -1,8 +1,9 @@
 """The embedded MongoDB default: an nx-27017 child process on a free loopback port.
 
-With `MONGODB_URI` unset the app, the CLI and the test harness start one of these, wait until it
-answers `ping`, and stop it on exit. Data lives in `--data-dir` (one SQLite file per database,
-so dropping one database never touches another).
+With `MONGODB_URI` unset the app and the CLI start one of these, wait until it answers `ping`,
+and stop it on exit. Data lives in `--data-dir` (one SQLite file per database, so dropping one
+database never touches another). `ServerProcess` is the machinery shared with the other servers
+the test suite can run on (`chatadmin.testservers`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from pymongo.errors import PyMongoError
 log = logging.getLogger("chatadmin.embedded")
 
 
+NX_MAIN = "import sys; from nx_27017.nx_27017 import main; sys.exit(main())"
+
+
 class EmbeddedServerError(RuntimeError):
     """The embedded server could not be started."""
 
@@ -36,87 +40,61 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _command() -> list[str]:
-    return [
-        sys.executable,
-        "-c",
-        "import sys; from nx_27017.nx_27017 import main; sys.exit(main())",
-    ]
+class ServerProcess:
+    """A MongoDB wire-protocol server run as our child process on a free loopback port.
 
+    Subclasses say how to start one (`command`); this class starts it in its own process group,
+    waits until it answers `ping` (retrying on another port if the first was taken meanwhile),
+    and stops it by its pid, never a process it did not start.
+    """
 
-class EmbeddedMongo:
-    """One nx-27017 process started by us, stopped by its pid; usable as a context manager."""
+    name = "server"
 
     def __init__(self, data_dir: str | Path, port: int | None = None, host: str = "127.0.0.1"):
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.proc: subprocess.Popen | None = None
-        self.attached = False
 
     @property
-    def state_file(self) -> Path:
-        return self.data_dir / "run" / "server.json"
-
-    def attach(self) -> bool:
-        """Use a server that another process of ours already runs on this data dir, if any.
-
-        Two servers must never open the same SQLite files, so a CLI command run beside
-        `runserver` talks to the running server instead of starting its own.
-        """
-        try:
-            state = json.loads(self.state_file.read_text())
-            os.kill(int(state["pid"]), 0)
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
-        self.port = int(state["port"])
-        if not self._ping(timeout=2.0):
-            self.port = None
-            return False
-        self.attached = True
-        log.debug("attached to the running nx-27017 at %s", self.uri)
-        return True
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
 
     @property
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
-    def start(self, timeout: float = 30.0, reuse: bool = True) -> EmbeddedMongo:
-        """Start the server (or attach to ours) and block until it answers `ping`."""
-        if reuse and self.attach():
-            return self
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        run_dir = self.data_dir / "run"
-        run_dir.mkdir(exist_ok=True)
+    def command(self, port: int) -> list[str]:
+        """The argv that starts the server on `port`."""
+        raise NotImplementedError
+
+    def started(self) -> None:
+        """Called once the server answers ping."""
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        """Start the server and block until it answers `ping`."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         last_error = ""
         for _attempt in range(3):
             port = self.port or free_port()
-            args = [
-                *_command(),
-                "--data-dir", str(self.data_dir / "db"),
-                "--host", self.host,
-                "-p", str(port),
-                "--log-file", str(run_dir / "nx-27017.log"),
-                "--pid-file", str(run_dir / f"nx-27017-{port}.pid"),
-            ]  # fmt: skip
-            (self.data_dir / "db").mkdir(exist_ok=True)
-            out = open(run_dir / "nx-27017.out", "ab")
+            out = open(self.run_dir / f"{self.name}.out", "ab")
             self.proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                self.command(port), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
             out.close()
             self.port = port
             if self._wait_ready(timeout):
                 atexit.register(self.stop)
-                self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": port}))
-                log.debug("started nx-27017 at %s, data in %s", self.uri, self.data_dir)
+                self.started()
+                log.debug("started %s at %s, data in %s", self.name, self.uri, self.data_dir)
                 return self
             last_error = f"exit code {self.proc.poll()}"
             self.stop()
             self.port = None if self.port == port else self.port
         raise EmbeddedServerError(
-            f"nx-27017 did not answer ping ({last_error}); see {run_dir / 'nx-27017.out'}"
+            f"{self.name} did not answer ping ({last_error}); "
+            f"see {self.run_dir / f'{self.name}.out'}"
         )
 
     def _ping(self, timeout: float = 0.5) -> bool:
@@ -140,14 +118,15 @@ class EmbeddedMongo:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def stopping(self, proc: subprocess.Popen) -> None:
+        """Called before a started process is signalled."""
+
     def stop(self) -> None:
-        """Stop the process we started (SIGTERM, then SIGKILL after 10 s); never an attached one."""
+        """Stop the process we started (SIGTERM, then SIGKILL after 10 s)."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            if json.loads(self.state_file.read_text()).get("pid") == proc.pid:
-                self.state_file.unlink()
+        self.stopping(proc)
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -158,8 +137,67 @@ class EmbeddedMongo:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
 
-    def __enter__(self) -> EmbeddedMongo:
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class EmbeddedMongo(ServerProcess):
+    """The embedded nx-27017, its data in `--data-dir`; CLI commands attach to a running one."""
+
+    name = "nx-27017"
+
+    def __init__(self, data_dir: str | Path, port: int | None = None, host: str = "127.0.0.1"):
+        super().__init__(data_dir, port, host)
+        self.attached = False
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "server.json"
+
+    def attach(self) -> bool:
+        """Use a server that another process of ours already runs on this data dir, if any.
+
+        Two servers must never open the same SQLite files, so a CLI command run beside
+        `runserver` talks to the running server instead of starting its own.
+        """
+        try:
+            state = json.loads(self.state_file.read_text())
+            os.kill(int(state["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self.port = int(state["port"])
+        if not self._ping(timeout=2.0):
+            self.port = None
+            return False
+        self.attached = True
+        log.debug("attached to the running nx-27017 at %s", self.uri)
+        return True
+
+    def command(self, port: int) -> list[str]:
+        (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        return [
+            sys.executable, "-c", NX_MAIN,
+            "--data-dir", str(self.data_dir / "db"),
+            "--host", self.host,
+            "-p", str(port),
+            "--log-file", str(self.run_dir / "nx-27017.log"),
+            "--pid-file", str(self.run_dir / f"nx-27017-{port}.pid"),
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 30.0, reuse: bool = True) -> EmbeddedMongo:
+        """Start the server (or attach to ours) and block until it answers `ping`."""
+        if reuse and self.attach():
+            return self
+        super().start(timeout)
+        return self
+
+    def started(self) -> None:
+        self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": self.port}))
+
+    def stopping(self, proc: subprocess.Popen) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if json.loads(self.state_file.read_text()).get("pid") == proc.pid:
+                self.state_file.unlink()

@@ -9,6 +9,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
     mongodb_db_name: str = "chatadmin"
     redis_url: str | None = Field(default=None, description="unset: in-process stand-in")
     redis_prefix: str = "chat:"
+    chatadmin_search_mode: Literal["auto", "text", "terms"] = Field(
+        default="auto", description="full-text search: auto picks text where the server has it"
+    )
 
     chatadmin_secret_key: str | None = Field(
         default=None, description="unset: generated once per data dir (embedded default only)"

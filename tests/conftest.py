@@ -1,6 +1,7 @@
-"""Test harness on real servers: MongoDB from MONGODB_URI or an nx-27017 we start, and Redis from
-REDIS_URL or a redis-server we start, each once per session on a free port. Collections are
-emptied after every test (indexes stay)."""
+"""Test harness on real servers: MongoDB from MONGODB_URI, or the server CHATADMIN_TEST_SERVER
+names (nx-27017, the default, or secantusdb) started by us; Redis from REDIS_URL or a
+redis-server we start; each once per session on a free port. Collections are emptied after every
+test (indexes stay)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import pytest_asyncio
 import redis
 
 from chatadmin.db import Database
-from chatadmin.embedded import EmbeddedMongo, free_port
+from chatadmin.embedded import free_port
 from chatadmin.migrations import migrate
 from chatadmin.models import DOCUMENT_MODELS
 from chatadmin.settings import Settings
+from chatadmin.testservers import selected_server, start_test_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,8 +32,8 @@ def mongo_uri(tmp_path_factory) -> str:
     if os.environ.get("MONGODB_URI"):
         yield os.environ["MONGODB_URI"]
         return
-    server = EmbeddedMongo(tmp_path_factory.mktemp("nx"))
-    server.start(reuse=False)
+    kind = selected_server()
+    server = start_test_server(kind, tmp_path_factory.mktemp(kind))
     yield server.uri
     server.stop()
 
@@ -84,6 +86,12 @@ async def database(settings) -> Database:
     yield database
     await database.client.drop_database(settings.mongodb_db_name)
     await database.close()
+
+
+@pytest.fixture(scope="session")
+def server_kind(database) -> str:
+    """What answers: "nx-27017", "secantusdb" or "mongodb" (as the server says)."""
+    return database.info.kind
 
 
 @pytest_asyncio.fixture(autouse=True, loop_scope="session")

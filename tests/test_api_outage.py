@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from chatadmin.embedded import EmbeddedMongo, free_port
+from chatadmin.embedded import free_port
+from chatadmin.testservers import selected_server, start_test_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,8 +25,8 @@ def wait_for(url: str, timeout: float = 60.0) -> httpx.Response:
 
 
 def test_database_outage_gives_503_json_and_recovers(tmp_path, redis_url):
-    mongo = EmbeddedMongo(tmp_path / "mongo")
-    mongo.start(reuse=False)
+    kind = selected_server()  # a server of the session's kind, of its own: this one is stopped
+    mongo = start_test_server(kind, tmp_path / "mongo", persistent=True)
     port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
@@ -60,8 +61,7 @@ def test_database_outage_gives_503_json_and_recovers(tmp_path, redis_url):
         assert ready.status_code == 503 and ready.json()["down"] == ["mongo"]
         assert httpx.get(base + "/healthz").status_code == 200
 
-        mongo = EmbeddedMongo(tmp_path / "mongo", port=data_port)
-        mongo.start(reuse=False)
+        mongo = start_test_server(kind, tmp_path / "mongo", data_port, persistent=True)
         deadline = time.monotonic() + 30
         while httpx.get(base + "/readyz", timeout=30).status_code != 200:
             assert time.monotonic() < deadline, "did not recover"

@@ -84,18 +84,22 @@ def test_migrate_applies_once_then_reports_nothing_to_apply(runner, mongo):
     assert re.search(
         r"^Applied 0002 single-field indexes for cross-org lists and id lookups", first.stdout, re.M
     )
+    assert re.search(r"^Applied 0003 full-text search for the server's search mode", first.stdout,
+                     re.M)  # fmt: skip
     records = sorted(mongo.migrations.find(), key=lambda r: r["version"])
     assert [(r["version"], r["status"]) for r in records] == [
         ("0001", "completed"),
         ("0002", "completed"),
+        ("0003", "completed"),
     ]
+    assert re.search(r"^Search: (text|terms) \(", first.stdout, re.M)
 
     second = runner("migrate")
     assert second.returncode == 0, second.stderr
     assert "No migrations to apply." in second.stdout
     assert "Applied" not in second.stdout
-    assert "[x] 0001" in second.stdout and "[x] 0002" in second.stdout
-    assert mongo.migrations.count_documents({}) == 2
+    assert all(f"[x] {v}" in second.stdout for v in ("0001", "0002", "0003"))
+    assert mongo.migrations.count_documents({}) == 3
 
 
 def test_migrate_list_shows_pending_then_applied_without_applying(runner, mongo):
@@ -245,7 +249,7 @@ def test_seed_refuses_zero_threads(runner):
 # -- check -------------------------------------------------------------------------------------
 
 
-def test_check_passes_after_migrate(runner):
+def test_check_passes_after_migrate(runner, server_kind):
     assert runner("migrate").returncode == 0
     result = runner("check")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -253,6 +257,32 @@ def test_check_passes_after_migrate(runner):
     assert "FAIL" not in result.stdout
     assert "ok   migrations: 0001 initial collections and indexes: applied" in result.stdout
     assert "ok   chat_messages: indexes match the declaration" in result.stdout
+    mode = "terms" if server_kind == "secantusdb" else "text"
+    assert f"ok   search: mode {mode} (" in result.stdout
+
+
+def test_terms_search_mode_can_be_chosen_on_any_server(runner):
+    """CHATADMIN_SEARCH_MODE=terms works everywhere: migrate builds the terms index, check
+    verifies it; a database moved to another search mode is rebuilt by --rebuild-search."""
+    env = {"CHATADMIN_SEARCH_MODE": "terms"}
+    migrated = runner("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "Search: terms (" in migrated.stdout
+    checked = runner("check", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "ok   search: mode terms (" in checked.stdout
+    assert runner("seed", "--threads", "2", "--no-progress", env=env).returncode == 0
+    rebuilt = runner("migrate", "--rebuild-search", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert re.search(r"search terms of 0 chat_messages documents computed", rebuilt.stdout)
+
+
+def test_text_search_mode_on_a_server_without_it_is_a_clean_error(runner, server_kind):
+    result = runner("check", env={"CHATADMIN_SEARCH_MODE": "text"})
+    if server_kind == "secantusdb":
+        assert_clean_error(result, "CHATADMIN_SEARCH_MODE=text, but this server has no text search")
+    else:
+        assert "ok   search: mode text (" in result.stdout
 
 
 def test_check_names_a_dropped_index(runner, mongo):

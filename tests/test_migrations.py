@@ -2,9 +2,10 @@
 
 import pytest
 
+from chatadmin import search
 from chatadmin.indexes import declared_indexes, index_drift, signature_of_spec
 from chatadmin.migrations import available, migrate, states
-from chatadmin.models import DOCUMENT_MODELS, MigrationRecord
+from chatadmin.models import DOCUMENT_MODELS, Message, MigrationRecord
 
 pytestmark = pytest.mark.usefixtures("database")
 
@@ -18,17 +19,25 @@ async def test_every_declared_index_exists_after_migrate(database):
         for ix in declared_indexes(model):
             sig = signature_of_spec(ix.document)
             is_text = any(kind == "text" for _, kind in sig[0])
-            if is_text and database.info.is_embedded_kind:
+            if is_text and not database.info.lists_text_indexes:
                 continue  # nx-27017 does not list text indexes; searched below instead
             assert sig in present, (model.Settings.name, ix.document["name"])
 
 
-async def test_text_indexes_answer_text_queries(database):
-    await database.db["chat_messages"].insert_one(
-        {"_id": "x", "org_id": "o", "text": "quarterly volatility report", "deleted": False}
-    )
-    found = await database.db["chat_messages"].find({"$text": {"$search": "volatility"}}).to_list()
-    assert [d["_id"] for d in found] == ["x"]
+async def test_search_indexes_answer_searches(database):
+    """The declared search indexes answer in the database's search mode (text indexes on
+    nx-27017, which does not list them; the terms index where there is no text search)."""
+    message = Message(org_id="o", thread_id="t", seq=0, role="user", text="quarterly volatility")
+    await database.db["chat_messages"].insert_one(message.stamped().storage_fields())
+    found = await database.db["chat_messages"].find(search.condition("volatility")).to_list()
+    assert [d["_id"] for d in found] == [message.id]
+
+
+async def test_search_mode_follows_the_server(database, server_kind):
+    expected = search.TERMS if database.info.kind == "secantusdb" else search.TEXT
+    assert database.search_mode == search.mode() == expected
+    record = await MigrationRecord.find_one({"version": "0003"})
+    assert record.changes[0] == f"search mode: {search.describe(expected)}"
 
 
 async def test_migrate_twice_changes_nothing_the_second_time(database):

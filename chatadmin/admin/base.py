@@ -34,10 +34,10 @@ from starlette_admin.filters import FilterApplyContext, FilterGroup, filters
 from starlette_admin.filters.generic import EqualFilter as BaseEqualFilter
 from starlette_admin.helpers import pydantic_error_to_form_validation_errors
 
+from chatadmin import search
 from chatadmin.admin import roles
 from chatadmin.admin.auth import audit_admin
 from chatadmin.clock import to_ms
-from chatadmin.services.analyses import text_terms
 
 COUNT_CAP = 1000
 # Datetime fields whose filters run on their integer epoch-ms twin (exact on every server).
@@ -278,8 +278,7 @@ class DocumentView(BaseModelView):
         """Full text (every word must match), or a case-insensitive escaped match over the
         view's search fields (masked fields excluded for viewers)."""
         if self.text_search:
-            terms = text_terms(q)
-            return {"$text": {"$search": terms}} if terms else {"_id": {"$in": []}}
+            return search.condition(q) or {"_id": {"$in": []}}
         names = [
             n
             for n in self.search_fields

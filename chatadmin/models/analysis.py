@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -19,6 +19,7 @@ from chatadmin.models.base import (
 )
 from chatadmin.models.jsonfield import ClientJsonObject
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery, Tags
+from chatadmin.search import TERMS, TEXT
 
 
 class ResultRow(Embedded):
@@ -77,6 +78,13 @@ class Analysis(TenantDocument):
     last_used_at_ms: int = 0
     last_used_at = ms_property("last_used_at_ms")
     metadata: JsonObject = Field(default_factory=dict)
+    search_terms: list[str] = Field(default_factory=list)  # terms search mode only
+
+    SEARCH_FIELDS: ClassVar[tuple[str, ...]] = ("title", "description")
+    SEARCH_INDEXES: ClassVar[dict[str, list]] = {
+        TEXT: [index("$text:title", "$text:description", name="title_description_text")],
+        TERMS: [index("org_id", "search_terms", "-created_at_ms", name="org_terms_created")],
+    }
 
     def snapshot(self) -> AnalysisSnapshot:
         """The embeddable copy of this analysis."""
@@ -92,7 +100,6 @@ class Analysis(TenantDocument):
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),
             index("org_id", "is_template", "-last_used_at_ms", name="org_template_used"),
             index("org_id", "tags", name="org_tags"),
-            index("$text:title", "$text:description", name="title_description_text"),
         ]
 
 

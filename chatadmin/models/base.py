@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from beanie import Document, Insert, Replace, before_event
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 
+from chatadmin import search
 from chatadmin.clock import as_utc, from_ms, ms_datetime, now_ms, to_ms, utcnow
 from chatadmin.models.jsonfield import STORAGE_ENCODERS, JsonObject, JsonValue, escape_keys
 
@@ -102,13 +103,28 @@ class TimestampedDocument(Document):
         self.updated_at_ms = now_ms()
         if not self.created_at_ms:
             self.created_at_ms = to_ms(self.created_at)
+        self.index_search_terms()
 
     def stamped(self) -> TimestampedDocument:
-        """Fill the `*_ms` twins; for documents written in bulk, where hooks do not run."""
+        """Fill the derived fields (`*_ms` twins, search terms); for documents written in bulk,
+        where hooks do not run."""
         self.created_at_ms = to_ms(self.created_at)
         if not self.updated_at_ms:
             self.updated_at_ms = self.created_at_ms
+        self.index_search_terms()
         return self
+
+    # Full-text searchable fields; a model that has some also has `search_terms`.
+    SEARCH_FIELDS: ClassVar[tuple[str, ...]] = ()
+    SEARCH_INDEXES: ClassVar[dict[str, list[IndexModel]]] = {}
+
+    def index_search_terms(self) -> None:
+        """Keep `search_terms` in step with the searchable fields (terms search mode only)."""
+        if self.SEARCH_FIELDS:
+            texts = [getattr(self, name) for name in self.SEARCH_FIELDS]
+            self.search_terms = (
+                search.document_terms(*texts) if search.mode() == search.TERMS else []
+            )
 
     def storage_fields(self, names: set[str] | None = None) -> dict[str, Any]:
         """Fields as they are stored, for raw writes: the dump with every key escaped.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,6 +20,7 @@ from chatadmin.models.base import (
 from chatadmin.models.blocks import Block, coerce_content
 from chatadmin.models.jsonfield import ClientJsonObject
 from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
+from chatadmin.search import TERMS, TEXT
 
 Role = Literal["user", "assistant", "system", "tool"]
 MessageStatus = Literal["sending", "sent", "error", "retrying"]
@@ -102,6 +103,16 @@ class Message(TenantDocument):
     references: list[Reference] = Field(default_factory=list)
     deleted: bool = False
     metadata: JsonObject = Field(default_factory=dict)
+    search_terms: list[str] = Field(default_factory=list)  # terms search mode only
+
+    SEARCH_FIELDS: ClassVar[tuple[str, ...]] = ("text",)
+    SEARCH_INDEXES: ClassVar[dict[str, list]] = {
+        TEXT: [index("$text:text", name="text_text")],
+        TERMS: [
+            index("org_id", "search_terms", "-created_at_ms", name="org_terms_created"),
+            index("search_terms", "-created_at_ms", name="terms_created"),  # cross-org lists
+        ],
+    }
 
     @field_validator("content", mode="before")
     @classmethod
@@ -118,7 +129,6 @@ class Message(TenantDocument):
             index("org_id", "role", "-created_at_ms", name="org_role_created"),
             index("org_id", "-created_at_ms", name="org_created"),
             index("org_id", "analysis_id", name="org_analysis"),
-            index("$text:text", name="text_text"),
             # Cross-org admin lists (an admin not bound to an org sends no org_id), and batch id
             # lookups: nx-27017 reads through single-field indexes only.
             index("-created_at_ms", name="created"),

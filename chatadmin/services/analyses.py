@@ -8,22 +8,12 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from chatadmin import search
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Analysis, SavedAnalysis
 
 MAX_SIMILAR_QUERIES = 50
-MAX_SEARCH_TERMS = 20
-
-
-def text_terms(q: str) -> str:
-    """A `$text` search string where every word must match.
-
-    Each word is quoted: real MongoDB then requires all of them (as nx-27017 does anyway), and
-    client text cannot use the search syntax (negation, phrases) as operators.
-    """
-    words = re.findall(r"\w+", q)[:MAX_SEARCH_TERMS]
-    return " ".join(f'"{w}"' for w in words)
 
 
 async def create_analysis(org_id: str, **fields: Any) -> Analysis:
@@ -51,7 +41,11 @@ async def search_analyses(
     reusable: bool | None = None,
     limit: int = 20,
 ) -> list[Analysis]:
-    """Full-text search over title and description (best match first), else newest first."""
+    """Full-text search over title and description, else newest first.
+
+    Matches are ordered best first in text search mode (MongoDB's text score) and newest first
+    in terms mode (which has no score); every word of `q` must match in both.
+    """
     limit = max(1, min(limit, 200))
     query: dict[str, Any] = {"org_id": org_id}
     if tag is not None:
@@ -63,26 +57,32 @@ async def search_analyses(
     if q is not None and q.strip():
         if len(q) > 500:
             raise Invalid("search text is limited to 500 characters")
-        terms = text_terms(q)
-        if not terms:
-            return []
-        query["$text"] = {"$search": terms}
-        coll = Analysis.get_pymongo_collection()
-        # nx-27017 returns only _id and the score when the projection names just the score.
-        projection = {(f.alias or n): 1 for n, f in Analysis.model_fields.items()}
-        docs = (
-            await coll.find(query, {**projection, "score": {"$meta": "textScore"}})
-            .sort([("score", {"$meta": "textScore"})])
-            .limit(limit)
-            .to_list()
-        )
-        return [Analysis.model_validate({k: v for k, v in d.items() if k != "score"}) for d in docs]
+        matching = search.condition(q)
+        if matching is None:
+            return []  # only stop words or punctuation: nothing to look for
+        query.update(matching)
+        if search.ranks_by_score():
+            return await _best_first(query, limit)
     return (
         await Analysis.find(query)
         .sort([("created_at_ms", -1), ("analysis_id", -1)])
         .limit(limit)
         .to_list()
     )
+
+
+async def _best_first(query: dict[str, Any], limit: int) -> list[Analysis]:
+    """A `$text` query's matches by text score."""
+    # nx-27017 returns only _id and the score when the projection names just the score.
+    projection = {(f.alias or n): 1 for n, f in Analysis.model_fields.items()}
+    docs = (
+        await Analysis.get_pymongo_collection()
+        .find(query, {**projection, "score": {"$meta": "textScore"}})
+        .sort([("score", {"$meta": "textScore"})])
+        .limit(limit)
+        .to_list()
+    )
+    return [Analysis.model_validate({k: v for k, v in d.items() if k != "score"}) for d in docs]
 
 
 async def reusable_analyses(

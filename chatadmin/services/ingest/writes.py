@@ -65,6 +65,10 @@ def plan(events: list[Event], existing: dict[str, dict]) -> tuple[list[Event], l
 
 
 def set_update(doc: TenantDocument, names: set[str], ev: Event) -> dict:
+    """`$set` of the named fields (and the search terms, when a searchable field changes)."""
+    if set(doc.SEARCH_FIELDS) & names:
+        doc.index_search_terms()
+        names = {*names, "search_terms"}
     return {
         "$set": {**doc.storage_fields(names), "ingest_hash": ev.hash, "updated_at_ms": now_ms()}
     }
@@ -79,7 +83,8 @@ async def write_simple(
     id_field: str,
 ) -> None:
     """Create-or-update for documents without side effects on others."""
-    existing = await existing_docs(model, ctx.org_id, id_field, [e.id for e in events])
+    searched = model.SEARCH_FIELDS  # an update of one of them needs the others for the terms
+    existing = await existing_docs(model, ctx.org_id, id_field, [e.id for e in events], searched)
     creates, updates = plan(events, existing)
     ops, order = [], []
     for ev in creates:
@@ -88,10 +93,10 @@ async def write_simple(
         ops.append(InsertOne(stored(doc.stamped())))
         order.append(ev)
     for ev in updates:
-        doc = build(ev)
-        ops.append(
-            UpdateOne({"org_id": ctx.org_id, id_field: ev.id}, set_update(doc, names(ev), ev))
-        )
+        doc, changed = build(ev), names(ev)
+        for name in set(searched) - changed:
+            setattr(doc, name, existing[ev.id].get(name))
+        ops.append(UpdateOne({"org_id": ctx.org_id, id_field: ev.id}, set_update(doc, changed, ev)))
         order.append(ev)
     await bulk(model, ops, order)
     for ev in order:
