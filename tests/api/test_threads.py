@@ -5,9 +5,9 @@ import asyncio
 import re
 
 import pytest
-from apihelpers import db_state, error, fields
 
 from chatadmin.models import AuditLog, Message, Thread
+from tests.api.helpers import db_state, error, fields
 
 pytestmark = pytest.mark.usefixtures("database")
 

@@ -37,7 +37,7 @@ import httpx
 
 from chatadmin.embedded import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKS = (
     "not_a_server_error",
     "response_schema_conformance",

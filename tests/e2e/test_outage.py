@@ -11,7 +11,7 @@ import httpx
 from chatadmin.embedded import free_port
 from chatadmin.testservers import selected_server, start_test_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(url: str, timeout: float = 60.0) -> httpx.Response:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-from apihelpers import db_state, error, fields
 
 from chatadmin.api import ENDPOINTS
 from chatadmin.clock import now_ms
@@ -17,6 +16,7 @@ from chatadmin.models import (
     Message,
     User,
 )
+from tests.api.helpers import db_state, error, fields
 
 pytestmark = pytest.mark.usefixtures("database")
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from apihelpers import db_state, error, fields
 
 from chatadmin.clock import now_ms
 from chatadmin.models import AuditLog, SharedThread
+from tests.api.helpers import db_state, error, fields
 
 pytestmark = pytest.mark.usefixtures("database")
 

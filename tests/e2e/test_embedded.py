@@ -15,7 +15,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from chatadmin.embedded import EmbeddedMongo, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ping(uri: str) -> bool:

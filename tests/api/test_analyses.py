@@ -5,7 +5,6 @@ import asyncio
 import re
 
 import pytest
-from apihelpers import db_state, error, fields
 
 from chatadmin.models import (
     Analysis,
@@ -14,6 +13,7 @@ from chatadmin.models import (
     Message,
     SavedAnalysis,
 )
+from tests.api.helpers import db_state, error, fields
 
 pytestmark = pytest.mark.usefixtures("database")
 
