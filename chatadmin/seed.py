@@ -277,12 +277,9 @@ async def _seed_thread(i: int, rng: random.Random, stats: SeedStats) -> None:
         initial_source=rng.choice(SOURCES),
     )
     await audit.record(
-        org,
-        actor_type="user",
-        actor_id=user_id,
-        action="thread_created",
-        resource_type="thread",
-        resource_id=thread_id,
+        audit.Actor("user", user_id, via="seed"),
+        "thread_created",
+        audit.Resource(Thread.RESOURCE, thread_id, org),
         after={"title": title},
     )
     followups = [f"And for {other}?", "Can you show that weekly instead?", "Use twice the window."]

@@ -17,15 +17,26 @@ from chatadmin.admin.roles import StaffUser
 from chatadmin.admin.throttle import LoginThrottle
 from chatadmin.models import AdminUser
 from chatadmin.services import accounts, audit
+from chatadmin.services.audit import ALL_ORGS
 
 ABSOLUTE_SECONDS = 8 * 3600
 IDLE_SECONDS = 3600
-ALL_ORGS = "all-orgs"  # audit entries of admin users that are not bound to an org
 _CACHE_SECONDS = 5.0
 
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def staff_actor(request: Request, username: str) -> audit.Actor:
+    """An admin user as the actor of what they do in the admin."""
+    return audit.Actor(
+        "admin",
+        username,
+        ip_address=client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+        via="admin",
+    )
 
 
 async def audit_admin(
@@ -34,23 +45,25 @@ async def audit_admin(
     *,
     actor: str,
     org_id: str | None,
+    resource: audit.Resource | None = None,
     success: bool = True,
     error: str | None = None,
-    **fields,
+    before: dict | None = None,
+    after: dict | None = None,
+    metadata: dict | None = None,
 ) -> None:
-    """An audit entry for something an admin user did (or tried)."""
+    """An audit entry for something an admin user did (or tried); a session by default."""
+    target = resource or audit.Resource("admin_session", None, org_id or ALL_ORGS)
     await audit.record(
-        org_id or ALL_ORGS,
-        actor_type="admin",
-        actor_id=actor,
-        action=action,
-        resource_type=fields.pop("resource_type", "admin_session"),
-        resource_id=fields.pop("resource_id", None),
-        ip_address=client_ip(request),
-        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+        staff_actor(request, actor),
+        action,
+        target,
+        before,
+        after,
         success=success,
         error_message=error,
-        **fields,
+        metadata=metadata,
+        org_id=org_id or target.org_id,
     )
 
 

@@ -10,38 +10,31 @@ an audit entry with before/after for every create, edit and delete.
 from __future__ import annotations
 
 import re
-import typing
 from collections.abc import Sequence
-from typing import Any, ClassVar, get_args, get_origin
+from typing import Any, ClassVar
 
 from beanie import Document
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette_admin import BaseModelView
-from starlette_admin.contrib.beanie.converters import BeanieModelConverter
-from starlette_admin.contrib.beanie.filters import (
-    BeanieFilterRegistry,
-    ContainsFilter,
-    EndsWithFilter,
-    StartsWithFilter,
-    build_filter_query,
-)
-from starlette_admin.converters import converts
+from starlette_admin.contrib.beanie.filters import build_filter_query
 from starlette_admin.exceptions import FormValidationError
-from starlette_admin.fields import BaseField, DateTimeField, EnumField, JSONField, StringField
-from starlette_admin.filters import FilterApplyContext, FilterGroup, filters
-from starlette_admin.filters.generic import EqualFilter as BaseEqualFilter
+from starlette_admin.fields import BaseField, DateTimeField, JSONField
+from starlette_admin.filters import FilterGroup
 from starlette_admin.helpers import pydantic_error_to_form_validation_errors
 
 from chatadmin import search
 from chatadmin.admin import roles
 from chatadmin.admin.auth import audit_admin
-from chatadmin.clock import to_ms
+from chatadmin.admin.converters import Converter, FilterRegistry
+from chatadmin.admin.queries import MS_TWINS, mentions, merge_conditions, ms_rewrite
+from chatadmin.exceptions import ChatAdminError
+from chatadmin.services import audit
 
 COUNT_CAP = 1000
-# Datetime fields whose filters run on their integer epoch-ms twin (exact on every server).
-MS_TWINS = {"created_at": "created_at_ms", "period_start": "period_start_ms"}
+# Row actions every staff member may run (they only navigate); the others need an admin.
+OPEN_ROW_ACTIONS = frozenset({"conversation", "conversations"})
 
 
 class CappedCount(int):
@@ -49,92 +42,6 @@ class CappedCount(int):
 
     def __str__(self) -> str:
         return f"{int(self) - 1:,}+"
-
-
-class ExactFilter(BaseEqualFilter):
-    """String equality that can use an index (no case-folding regex)."""
-
-    def apply(self, ctx: FilterApplyContext) -> dict:
-        return {ctx.field_name: str(ctx.value)}
-
-
-class FilterRegistry(BeanieFilterRegistry):
-    """Only filters that answer the same on MongoDB and nx-27017 (no `re.compile`, no nulls)."""
-
-    @filters(StringField)
-    def string_filters(self, field: BaseField) -> list:
-        return [ExactFilter, ContainsFilter, StartsWithFilter, EndsWithFilter]
-
-
-class Converter(BeanieModelConverter):
-    """Converts our models: `Literal` to choices, `X | None` and `Annotated` unwrapped."""
-
-    def convert(self, *args: Any, **kwargs: Any) -> BaseField:
-        kind = kwargs.get("type")
-        while get_origin(kind) is typing.Annotated:
-            kind = get_args(kind)[0]
-        kwargs["type"] = kind
-        if kind is Any:
-            return JSONField(**self._standard_type_common(**kwargs))
-        return super().convert(*args, **kwargs)
-
-    @converts(typing.Literal)
-    def conv_literal(self, *args: Any, **kwargs: Any) -> BaseField:
-        choices = [(v, str(v)) for v in get_args(kwargs["type"])]
-        return EnumField(
-            **self._standard_type_common(**kwargs),
-            choices=choices,
-            multiple=kwargs.get("multiple", False),
-        )
-
-    @converts(typing.Union)
-    def conv_union(self, *args: Any, **kwargs: Any) -> BaseField:
-        options = [a for a in get_args(kwargs["type"]) if a is not type(None)]
-        if len(options) == 1:
-            kwargs.update(type=options[0], required=False)
-            return self.convert(*args, **kwargs)
-        return JSONField(**self._standard_type_common(**kwargs))
-
-
-def _ms_rewrite(query: Any) -> Any:
-    """Move datetime conditions onto their `*_ms` twins."""
-    if isinstance(query, list):
-        return [_ms_rewrite(q) for q in query]
-    if not isinstance(query, dict):
-        return query
-    out = {}
-    for key, value in query.items():
-        if key in MS_TWINS:
-            key = MS_TWINS[key]
-            if isinstance(value, dict):
-                value = {op: to_ms(v) if hasattr(v, "tzinfo") else v for op, v in value.items()}
-            elif hasattr(value, "tzinfo"):
-                value = to_ms(value)
-            out[key] = value
-        else:
-            out[key] = _ms_rewrite(value)
-    return out
-
-
-def merge_conditions(parts: list[dict]) -> dict:
-    """AND the parts as one flat query where their keys differ, `$and` only for the rest.
-
-    MongoDB answers both forms alike; nx-27017 evaluates a top-level `$and` in Python (ten
-    times slower), and `$text` must sit at the top level anyway.
-    """
-    flat: list[dict] = []
-    for part in parts:
-        flat.extend(part["$and"] if set(part) == {"$and"} else [part])
-    merged: dict = {}
-    rest: list[dict] = []
-    for part in flat:
-        if set(part) & set(merged):
-            rest.append(part)
-        else:
-            merged.update(part)
-    if rest:
-        merged["$and"] = rest
-    return merged
 
 
 class DocumentView(BaseModelView):
@@ -149,29 +56,11 @@ class DocumentView(BaseModelView):
     importers: ClassVar = []  # import would bypass can_create/can_edit
     exporters: ClassVar = ["csv", "json"]
     search_fields: ClassVar[Sequence[str]] = ()  # string fields matched by the search box
-    # Fields offered as filters when the view shows them (starlette-admin filters only
-    # "searchable" fields; the search box itself uses `search_fields` alone).
-    filter_fields: ClassVar[Sequence[str]] = (
-        "org_id",
-        "user_id",
-        "thread_id",
-        "role",
-        "status",
-        "tags",
-        "created_at",
-        "query_type",
-        "is_template",
-        "category",
-        "revoked",
-        "actor_type",
-        "action",
-        "resource_type",
-        "resource_id",
-        "success",
-        "scope_type",
-        "execution_status",
-        "period_key",
-    )
+    # Fields offered as filters (each view names its own; starlette-admin filters only
+    # "searchable" fields, while the search box uses `search_fields` alone).
+    filter_fields: ClassVar[Sequence[str]] = ("org_id", "created_at")
+    # Rows every reader hides (soft-deleted ones) unless a filter asks for them by this field.
+    hidden: ClassVar[dict] = {}
     writable: ClassVar[bool] = True  # admins may create/edit/delete raw data here
     creatable: ClassVar[bool] = False
     tenant_field: ClassVar[str | None] = "org_id"
@@ -238,15 +127,11 @@ class DocumentView(BaseModelView):
         return self.can_edit(request)
 
     async def is_row_action_allowed(self, request: Request, name: str) -> bool:
+        if name in OPEN_ROW_ACTIONS:
+            return True
         if name in ("view", "edit", "delete"):
             return await super().is_row_action_allowed(request, name)
         return self.can_edit(request)
-
-    async def handle_action(self, request: Request, selection: Any, name: str) -> Any:
-        """Refuse an action the role may not run with a 403 (starlette-admin answers 400)."""
-        if not await self.is_action_allowed(request, name):
-            return JSONResponse({"msg": "Forbidden"}, status_code=403)
-        return await super().handle_action(request, selection, name)
 
     async def handle_row_action(self, request: Request, pk: Any, name: str) -> Any:
         if not await self.is_row_action_allowed(request, name):
@@ -265,13 +150,15 @@ class DocumentView(BaseModelView):
         self, request: Request, q: str | None, filters: FilterGroup | None
     ) -> dict:
         parts = [self.scope(request)]
+        if self.hidden and not mentions(filters, set(self.hidden)):
+            parts.append(dict(self.hidden))
         if q and q.strip():
             parts.append(self.search_query(request, q.strip()[:200]))
         if filters is not None and not filters.is_empty():
             fields = {f.name: f for f in self.get_fields_list(request, include_nested=True)}
             built = build_filter_query(filters, fields, self.get_filter_registry(), self, request)
             if built:
-                parts.append(_ms_rewrite(built))
+                parts.append(ms_rewrite(built))
         return merge_conditions([p for p in parts if p])
 
     def search_query(self, request: Request, q: str) -> dict:
@@ -323,10 +210,12 @@ class DocumentView(BaseModelView):
     async def count(
         self, request: Request, q: str | None = None, filters: FilterGroup | None = None
     ) -> int:
-        query = await self.build_query(request, q, filters)
+        unfiltered = not (q and q.strip()) and (filters is None or filters.is_empty())
         coll = self.document.get_pymongo_collection()
-        if not query:
+        if unfiltered and not self.scope(request):
+            # An estimate, as MongoDB's own: O(1) at any size, soft-deleted rows included.
             return await coll.estimated_document_count()
+        query = await self.build_query(request, q, filters)
         found = await coll.find(query, {"_id": 1}).limit(self.count_cap + 1).to_list()
         return CappedCount(len(found)) if len(found) > self.count_cap else len(found)
 
@@ -366,7 +255,7 @@ class DocumentView(BaseModelView):
         except ValidationError as exc:
             raise pydantic_error_to_form_validation_errors(exc) from exc
         await self._emit_before_create(request, data, doc)
-        await doc.insert()
+        doc = await self._saved(request, doc, None, set(data))
         await self._audit(request, "admin_create", doc, None, _public(doc))
         await self._emit_after_create(request, doc)
         return doc
@@ -380,7 +269,10 @@ class DocumentView(BaseModelView):
         changes = {
             k: v
             for k, v in data.items()
-            if k in self.document.model_fields and k != "id" and not _blank_form_value(doc, k, v)
+            if k in self.document.model_fields
+            and k not in self.read_only_fields
+            and k != "id"
+            and not _blank_form_value(doc, k, v)
         }
         if self.tenant_field and roles.org_scope(request):
             changes.pop(self.tenant_field, None)
@@ -388,8 +280,9 @@ class DocumentView(BaseModelView):
             updated = self.document.model_validate({**doc.model_dump(by_alias=True), **changes})
         except ValidationError as exc:
             raise pydantic_error_to_form_validation_errors(exc) from exc
+        names = {k for k in changes if getattr(updated, k, None) != getattr(doc, k, None)}
         await self._emit_before_edit(request, data, updated, pk=pk, old_data=before)
-        await updated.replace()  # whole-document write: datetimes stay dates on every server
+        updated = await self._saved(request, updated, doc, names)
         await self._audit(request, "admin_edit", updated, before, _public(updated))
         await self._emit_after_edit(request, updated, pk=pk, old_data=before)
         return updated
@@ -402,35 +295,108 @@ class DocumentView(BaseModelView):
             if doc is None:
                 continue
             await self._emit_before_delete(request, pk, doc)
-            await doc.delete()
+            try:
+                await self.delete_model(request, doc)
+            except ChatAdminError as exc:
+                raise FormValidationError({"_": str(exc)}) from exc
             await self._audit(request, "admin_delete", doc, _public(doc), None)
             await self._emit_after_delete(request, pk, doc)
             count += 1
         return count
 
+    async def validate_fields(self, request: Request, data: dict, exclude: Any = ()) -> None:
+        """starlette-admin's field checks, except for embedded objects left blank (an optional
+        object the form shows as an empty sub-form: `edit` keeps what is stored)."""
+        blank = {
+            k
+            for k, v in data.items()
+            if isinstance(v, dict) and v and all(x in (None, "") for x in v.values())
+        }
+        await super().validate_fields(request, data, (*exclude, *blank))
+
+    # -- the write rules: a view over a collection with rules writes through its service -------
+
+    # Fields kept by the service (counters, derived values): shown, never taken from a form.
+    read_only_fields: ClassVar[frozenset[str]] = frozenset()
+
+    async def save_model(
+        self, request: Request, doc: Any, before: Any | None, names: set[str]
+    ) -> Any:
+        """Store a new (`before is None`) or changed document; `names`: the fields changed.
+
+        The default writes the document whole, for collections without write rules.
+        """
+        if before is None:
+            return await doc.insert()
+        await doc.replace()  # whole-document write: datetimes stay dates on every server
+        return doc
+
+    async def delete_model(self, request: Request, doc: Any) -> None:
+        """Remove a document (a soft delete, where the collection has one)."""
+        await doc.delete()
+
+    async def _saved(self, request: Request, doc: Any, before: Any | None, names: set[str]):
+        try:
+            return await self.save_model(request, doc, before, names)
+        except ChatAdminError as exc:
+            raise FormValidationError({"_": str(exc)}) from exc
+
+    async def handle_action(self, request: Request, selection: Any, name: str) -> Any:
+        """Refuse an action the role may not run with a 403 (starlette-admin answers 400),
+        and audit every export."""
+        if not await self.is_action_allowed(request, name):
+            return JSONResponse({"msg": "Forbidden"}, status_code=403)
+        response = await super().handle_action(request, selection, name)
+        if name == "export" and isinstance(response, Response) and response.status_code == 200:
+            form = await request.form()
+            await self._audit_list(
+                request,
+                "list_exported",
+                {
+                    "format": str(form.get("format") or ""),
+                    "scope": str(form.get("scope") or "page"),
+                },
+            )
+        return response
+
     async def _audit(self, request: Request, action: str, doc: Any, before, after) -> None:
         user = roles.staff(request)
-        org = getattr(doc, "org_id", None) or (user.org_id if user else None)
+        target = audit.resource(doc)
+        await audit_admin(
+            request,
+            action,
+            actor=user.username if user else "?",
+            org_id=target.org_id if target.org_id != audit.ALL_ORGS else (user and user.org_id),
+            resource=target,
+            before=before,
+            after=after,
+        )
+
+    async def _audit_list(self, request: Request, action: str, metadata: dict) -> None:
+        """An audit entry about a whole list of this view (exports)."""
+        user = roles.staff(request)
+        org = roles.org_scope(request) or audit.ALL_ORGS
         await audit_admin(
             request,
             action,
             actor=user.username if user else "?",
             org_id=org,
-            resource_type=self.document.Settings.name,
-            resource_id=str(doc.id),
-            before=before,
-            after=after,
+            resource=audit.Resource(self.document.RESOURCE, None, org),
+            metadata=metadata,
         )
 
 
 def _blank_form_value(doc: Any, name: str, value: Any) -> bool:
     """A form value that only stands for "nothing entered": keep what is stored.
 
-    starlette-admin renders an empty JSON object as `null` and an unset text as "".
+    starlette-admin renders an empty JSON object as `null`, an unset text as "" and an unset
+    embedded object as a sub-form of blank fields.
     """
     current = getattr(doc, name, None)
     if value is None and isinstance(current, dict | list):
         return True
+    if current is None and isinstance(value, dict):  # an embedded object's empty sub-form
+        return all(_blank_form_value(doc, "", v) or v in (None, "") for v in value.values())
     return value == "" and current is None
 
 

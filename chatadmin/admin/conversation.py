@@ -21,7 +21,8 @@ from chatadmin.clock import ms_datetime
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.blocks import StructuredDataBlock
-from chatadmin.services import threads
+from chatadmin.services import audit, threads
+from chatadmin.services import messages as messages_service
 
 PAGE = 100
 
@@ -182,14 +183,10 @@ class ConversationView(CustomView):
             start = max(0, int(request.query_params.get("from", "0")))
         except ValueError:
             start = 0
-        messages = (
-            await Message.find(
-                {"org_id": thread.org_id, "thread_id": thread.thread_id, "seq": {"$gte": start}}
-            )
-            .sort([("seq", 1)])
-            .limit(PAGE)
-            .to_list()
+        page = await messages_service.list_messages(
+            thread.org_id, thread.thread_id, limit=PAGE, from_seq=start
         )
+        messages = page.items
         links = await self._links(thread, messages)
         user = await User.find_one({"org_id": thread.org_id, "user_id": thread.user_id})
         if user is not None and roles.is_masked(request):
@@ -261,8 +258,7 @@ class ConversationView(CustomView):
                 "note_added",
                 actor=user.username,
                 org_id=found.org_id,
-                resource_type="chat_sessions",
-                resource_id=found.id,
+                resource=audit.resource(found),
                 after={"note": text[:500]},
             )
         url = request.url_for("admin:conversation", thread_id=found.thread_id)
@@ -274,9 +270,7 @@ class ConversationView(CustomView):
         fmt = request.path_params["fmt"]
         if not isinstance(found, Thread) or fmt not in ("json", "md"):
             return self._not_found(request)
-        cursor = Message.find({"org_id": found.org_id, "thread_id": found.thread_id}).sort(
-            [("seq", 1)]
-        )
+        cursor = messages_service.all_messages(found.org_id, found.thread_id)
         masked = roles.is_masked(request)
         user = roles.staff(request)
         await audit_admin(
@@ -284,8 +278,7 @@ class ConversationView(CustomView):
             "transcript_exported",
             actor=user.username,
             org_id=found.org_id,
-            resource_type="chat_sessions",
-            resource_id=found.id,
+            resource=audit.resource(found),
             metadata={"format": fmt},
         )
         name = f"thread-{found.thread_id}.{fmt}"

@@ -12,7 +12,7 @@ from starlette_admin.flash import flash
 
 from chatadmin.admin import roles
 from chatadmin.admin.base import DocumentView
-from chatadmin.exceptions import ChatAdminError
+from chatadmin.exceptions import ChatAdminError, InvalidTransition
 from chatadmin.models import (
     AdminUser,
     Analysis,
@@ -31,7 +31,8 @@ from chatadmin.models import (
     User,
 )
 from chatadmin.models.admin_user import ADMIN_ROLES, SCOPES
-from chatadmin.services import accounts, threads
+from chatadmin.models.thread import LIVE_STATUSES
+from chatadmin.services import accounts, contexts, executions, messages, threads, users
 
 NOTE_FORM = """<form><div class="mb-2"><label class="form-label" for="note">Note for this
 thread (visible to staff only)</label><textarea class="form-control" id="note" name="note"
@@ -74,6 +75,44 @@ class ThreadView(DocumentView):
         "error_count",
     ]
     search_fields = ("title", "thread_id", "user_id")
+    filter_fields = ("org_id", "user_id", "thread_id", "status", "tags", "created_at")
+    hidden: ClassVar = {"status": {"$in": LIVE_STATUSES}}  # a filter on status shows deleted
+    read_only_fields = frozenset(
+        {"status", "message_count", "next_seq", "total_tokens", "total_response_ms",
+         "response_count", "error_count", "last_message_at_ms", "last_activity_ms",
+         "recent_claims", "analysis_ids", "notes"}
+    )  # fmt: skip
+
+    async def save_model(self, request: Request, doc: Any, before: Any, names: set[str]) -> Any:
+        if before is None:
+            return await threads.create_thread(doc.org_id, doc.user_id, **_fields(doc))
+        changes = {n: getattr(doc, n) for n in names & threads.EDITABLE}
+        return await threads.edit_thread(doc.org_id, doc.thread_id, **changes)
+
+    async def delete_model(self, request: Request, doc: Any) -> None:
+        await threads.soft_delete(doc.org_id, doc.thread_id)
+
+    @row_action(
+        "restore",
+        "Restore",
+        icon_class="fa fa-trash-arrow-up",
+        confirmation="Restore this thread?",
+        submit_btn_text="Restore",
+    )
+    async def restore(self, request: Request, pk: Any) -> str:
+        self._require_admin(request)
+        doc = await self.document.find_one({"_id": str(pk), **self.scope(request)})
+        if doc is None:
+            raise ActionFailed("This thread no longer exists.")
+        try:
+            await threads.restore(doc.org_id, doc.thread_id)
+        except ChatAdminError as exc:
+            raise ActionFailed(str(exc)) from exc
+        await self._audit(
+            request, "admin_restore", doc, {"status": "deleted"}, {"status": "active"}
+        )
+        return "Thread restored."
+
     fields_default_sort: ClassVar = [("created_at_ms", True)]
     sortable_fields: ClassVar = ["created_at", "message_count", "total_tokens", "title"]
 
@@ -104,8 +143,6 @@ class ThreadView(DocumentView):
         return "Note added."
 
     async def is_row_action_allowed(self, request: Request, name: str) -> bool:
-        if name == "conversation":
-            return True
         if name == "add_note":
             return roles.can_annotate(request)
         return await super().is_row_action_allowed(request, name)
@@ -135,6 +172,7 @@ class MessageView(DocumentView):
         "feedback",
         "error",
         "metadata",
+        "deleted",
         "created_at",
     )
     exclude_fields_from_list: ClassVar = [
@@ -150,17 +188,51 @@ class MessageView(DocumentView):
         "query_type",
     ]
     search_fields = ("text",)
+    filter_fields = ("org_id", "user_id", "thread_id", "role", "status", "query_type",
+                     "execution_status", "deleted", "created_at")  # fmt: skip
+    hidden: ClassVar = {"deleted": False}  # a filter on `deleted` shows the deleted ones
+    # What an operator may correct; the identity, the blocks and the links stay as written.
+    exclude_fields_from_edit: ClassVar = [
+        "message_id", "thread_id", "seq", "org_id", "user_id", "content", "question_context",
+        "feedback", "error", "analysis_id", "execution_id", "execution_status", "deleted",
+        "created_at",
+    ]  # fmt: skip
+    read_only_fields = frozenset({"seq", "deleted", "deleted_at_ms", "search_terms"})
+
+    async def save_model(self, request: Request, doc: Any, before: Any, names: set[str]) -> Any:
+        if before is None:
+            return await messages.insert_message(doc)
+        changes = {n: getattr(doc, n) for n in names}
+        return await messages.edit_message(doc.org_id, doc.message_id, **changes)
+
+    async def delete_model(self, request: Request, doc: Any) -> None:
+        await messages.soft_delete(doc.org_id, doc.message_id)
+
+    @row_action(
+        "restore",
+        "Restore",
+        icon_class="fa fa-trash-arrow-up",
+        confirmation="Restore this message?",
+        submit_btn_text="Restore",
+    )
+    async def restore(self, request: Request, pk: Any) -> str:
+        self._require_admin(request)
+        doc = await self.document.find_one({"_id": str(pk), **self.scope(request)})
+        if doc is None:
+            raise ActionFailed("This message no longer exists.")
+        try:
+            await messages.restore(doc.org_id, doc.message_id)
+        except ChatAdminError as exc:
+            raise ActionFailed(str(exc)) from exc
+        await self._audit(request, "admin_restore", doc, {"deleted": True}, {"deleted": False})
+        return "Message restored."
+
     text_search = True  # the search box runs a full-text search over message text
     sortable_fields: ClassVar = ["created_at", "seq"]
 
     @link_row_action("conversation", "Open conversation", icon_class="fa fa-comments")
     def open_conversation(self, request: Request, pk: Any) -> str:
         return str(request.url_for("admin:conversation-by-message", pk=pk))
-
-    async def is_row_action_allowed(self, request: Request, name: str) -> bool:
-        if name == "conversation":
-            return True
-        return await super().is_row_action_allowed(request, name)
 
 
 class ShareView(DocumentView):
@@ -181,6 +253,7 @@ class ShareView(DocumentView):
     )
     exclude_fields_from_list: ClassVar = ["snapshot"]
     search_fields = ("thread_id", "share_id")
+    filter_fields = ("org_id", "thread_id", "revoked", "created_at")
 
 
 class ContextView(DocumentView):
@@ -215,6 +288,15 @@ class ContextView(DocumentView):
         "subject",
     ]
     search_fields = ("context_id", "thread_id")
+    filter_fields = ("org_id", "thread_id", "scope_type", "created_at")
+
+    async def save_model(self, request: Request, doc: Any, before: Any, names: set[str]) -> Any:
+        fields = {n: getattr(doc, n) for n in (names if before else set(_fields(doc)))}
+        ttl = request.app.state.settings.chatadmin_context_ttl_days
+        return await contexts.upsert_context(
+            doc.org_id, doc.context_id, ttl_days=ttl,
+            **{k: v for k, v in fields.items() if k in contexts.FIELDS},
+        )  # fmt: skip
 
 
 class AnalysisView(DocumentView):
@@ -262,6 +344,15 @@ class AnalysisView(DocumentView):
     ]
     search_fields = ("title", "description")
     text_search = True
+    filter_fields = (
+        "org_id",
+        "user_id",
+        "thread_id",
+        "category",
+        "is_template",
+        "query_type",
+        "created_at",
+    )
 
 
 class SavedAnalysisView(DocumentView):
@@ -284,6 +375,7 @@ class SavedAnalysisView(DocumentView):
     )
     exclude_fields_from_list: ClassVar = ["description", "template_variables"]
     search_fields = ("name", "saved_id", "user_id")
+    filter_fields = ("org_id", "user_id", "category", "created_at")
 
 
 class ExecutionView(DocumentView):
@@ -326,6 +418,18 @@ class ExecutionView(DocumentView):
         "message_id",
     ]
     search_fields = ("execution_id", "thread_id", "user_id")
+    filter_fields = ("org_id", "user_id", "thread_id", "status", "created_at")
+    read_only_fields = frozenset({"started_at_ms", "completed_at_ms"})
+
+    async def save_model(self, request: Request, doc: Any, before: Any, names: set[str]) -> Any:
+        if before is None:
+            return await executions.create_execution(doc.org_id, **_fields(doc))
+        fields = {n: getattr(doc, n) for n in names - {"status"}}
+        change = executions.StatusChange(doc.execution_id, doc.status, fields)
+        (done,) = await executions.change_executions(doc.org_id, [change])
+        if done.outcome != "updated":
+            raise InvalidTransition(done.message)
+        return done.run
 
 
 class CacheView(DocumentView):
@@ -346,6 +450,7 @@ class CacheView(DocumentView):
     )
     exclude_fields_from_list: ClassVar = ["parameters", "result"]
     search_fields = ("question", "cache_key")
+    filter_fields = ("org_id", "created_at")
 
 
 class AuditLogView(DocumentView):
@@ -382,6 +487,15 @@ class AuditLogView(DocumentView):
         "error_message",
     ]
     search_fields = ("action", "actor_id", "resource_id", "resource_type")
+    filter_fields = (
+        "org_id",
+        "actor_type",
+        "action",
+        "resource_type",
+        "resource_id",
+        "success",
+        "created_at",
+    )
 
 
 class MigrationView(DocumentView):
@@ -419,15 +533,19 @@ class UserView(DocumentView):
     )
     exclude_fields_from_list: ClassVar = ["preferences", "metadata"]
     search_fields = ("user_id", "email", "username", "display_name")
+    filter_fields = ("org_id", "user_id", "role", "created_at")
+    read_only_fields = frozenset({"message_count", "thread_count", "last_active_at_ms"})
+
+    async def save_model(self, request: Request, doc: Any, before: Any, names: set[str]) -> Any:
+        changes = {n: getattr(doc, n) for n in (names if before else set(_fields(doc)))}
+        user, _created = await users.upsert_user(
+            doc.org_id, doc.user_id, **{k: v for k, v in changes.items() if k in users.UPDATABLE}
+        )
+        return user
 
     @link_row_action("conversations", "Threads", icon_class="fa fa-comments")
     def user_threads(self, request: Request, pk: Any) -> str:
         return str(request.url_for("admin:conversation-user", pk=pk))
-
-    async def is_row_action_allowed(self, request: Request, name: str) -> bool:
-        if name == "conversations":
-            return True
-        return await super().is_row_action_allowed(request, name)
 
 
 class ConnectionView(DocumentView):
@@ -451,6 +569,7 @@ class ConnectionView(DocumentView):
         "created_at",
     )
     search_fields = ("connection_id", "user_id")
+    filter_fields = ("org_id", "user_id", "status", "created_at")
 
 
 class AnalyticsView(DocumentView):
@@ -483,6 +602,7 @@ class AnalyticsView(DocumentView):
     )
     fields_default_sort: ClassVar = [("period_start_ms", True)]
     search_fields = ("user_id", "period_key")
+    filter_fields = ("org_id", "user_id", "period_key")
 
 
 class AdminUserView(DocumentView):
@@ -501,7 +621,7 @@ class AdminUserView(DocumentView):
             required=False,
             exclude_from_list=True,
             exclude_from_detail=True,
-            help_text="At least 10 characters. Leave "
+            help_text=f"At least {accounts.MIN_PASSWORD_LENGTH} characters. Leave "
             "empty when editing to keep the current password.",
         ),
         EnumField("role", choices=[(r, r.title()) for r in ADMIN_ROLES], required=True),
@@ -513,6 +633,7 @@ class AdminUserView(DocumentView):
     exclude_fields_from_create: ClassVar = ["is_active", "last_login_at", "created_at"]
     exclude_fields_from_edit: ClassVar = ["username", "last_login_at", "created_at"]
     search_fields = ("username",)
+    filter_fields = ("role",)
 
     def is_accessible(self, request: Request) -> bool:
         return roles.is_admin(request) and roles.org_scope(request) is None
@@ -540,8 +661,10 @@ class AdminUserView(DocumentView):
     async def edit(self, request: Request, pk: Any, data: dict) -> Any:
         password = data.pop("password", None)
         if password:
-            if len(password) < accounts.MIN_PASSWORD_LENGTH:
-                raise FormValidationError({"password": "At least 10 characters."})
+            try:
+                accounts.check_password(password)
+            except ChatAdminError as exc:
+                raise FormValidationError({"password": str(exc)}) from exc
             data["password_hash"] = accounts.hash_password(password)
         data["org_id"] = data.get("org_id") or None
         return await super().edit(request, pk, data)
@@ -575,6 +698,7 @@ class ApiKeyView(DocumentView):
         "created_at",
     ]
     search_fields = ("key_id", "name", "org_id")
+    filter_fields = ("org_id", "revoked")
 
     def is_accessible(self, request: Request) -> bool:
         return roles.is_admin(request)
@@ -620,3 +744,9 @@ class ApiKeyView(DocumentView):
                     request, "api_key_revoked", key, {"revoked": False}, {"revoked": True}
                 )
         return f"Revoked {len(keys)} key(s)."
+
+
+def _fields(doc: Any) -> dict:
+    """A new document's own fields, to hand to the service that creates it."""
+    skip = {"id", "org_id", "created_at_ms", "updated_at_ms", "ingest_hash", "search_terms"}
+    return {k: getattr(doc, k) for k in type(doc).model_fields if k not in skip}

@@ -13,6 +13,7 @@ from starlette.staticfiles import StaticFiles
 
 from chatadmin.api import analyses, audit, executions, ingest, messages, shares, threads, users
 from chatadmin.api import cache as cache_api
+from chatadmin.api.auth import authorize
 from chatadmin.api.openapi import build_openapi
 from chatadmin.api.spec import Endpoint
 
@@ -58,9 +59,14 @@ async def docs_init(request: Request) -> Response:
 
 
 def _dispatch(methods: dict[str, Endpoint]):
+    """One route's handler: the endpoint of the method, behind the scope it declares."""
+
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await methods[method].handler(request)
+        ep = methods[method]
+        if ep.scope is not None:
+            await authorize(request, ep.scope)  # sets request.state.api_key
+        return await ep.handler(request)
 
     return endpoint
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.models import Analysis, SavedAnalysis
 from chatadmin.models.analysis import (
     AnalysisIn,
     AnalysisOut,
@@ -26,14 +27,13 @@ def analysis_out(analysis) -> dict:
 
 
 async def create_analysis(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     body = await read_json(request, AnalysisIn)
     analysis = await analyses.create_analysis(key.org_id, **body.model_dump(exclude_none=True))
     await record(
         request,
-        key,
         "analysis_created",
-        "analysis",
+        Analysis,
         analysis.analysis_id,
         after={"title": analysis.title},
     )
@@ -41,13 +41,13 @@ async def create_analysis(request: Request) -> Response:
 
 
 async def get_analysis(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     analysis = await analyses.get_analysis(key.org_id, path_id(request, "analysis_id"))
     return respond(analysis_out(analysis))
 
 
 async def search_analyses(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     q = read_query(request, AnalysisQuery)
     found = await analyses.search_analyses(
         key.org_id, q=q.q, tag=q.tag, user_id=q.user_id, reusable=q.reusable, limit=q.limit
@@ -56,7 +56,7 @@ async def search_analyses(request: Request) -> Response:
 
 
 async def reuse_analysis(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     analysis_id = path_id(request, "analysis_id")
     body = await read_json(request, ReuseIn)
     analysis, parameters = await analyses.reuse_analysis(
@@ -64,9 +64,8 @@ async def reuse_analysis(request: Request) -> Response:
     )
     await record(
         request,
-        key,
         "analysis_reused",
-        "analysis",
+        Analysis,
         analysis_id,
         after={"usage_count": analysis.usage_count},
     )
@@ -74,7 +73,7 @@ async def reuse_analysis(request: Request) -> Response:
 
 
 async def create_saved(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     body = await read_json(request, SavedAnalysisIn)
     fields = body.model_dump(exclude_none=True, exclude={"user_id", "analysis_id", "name"})
     saved = await analyses.save_analysis(
@@ -82,9 +81,8 @@ async def create_saved(request: Request) -> Response:
     )
     await record(
         request,
-        key,
         "analysis_saved",
-        "saved_analysis",
+        SavedAnalysis,
         saved.saved_id,
         after={"analysis_id": saved.analysis_id, "name": saved.name},
     )
@@ -92,7 +90,7 @@ async def create_saved(request: Request) -> Response:
 
 
 async def list_saved(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     q = read_query(request, SavedListQuery)
     found = await analyses.list_saved(key.org_id, q.user_id, q.limit)
     items = [SavedAnalysisOut.model_validate(s).model_dump(mode="json") for s in found]
@@ -100,16 +98,16 @@ async def list_saved(request: Request) -> Response:
 
 
 async def get_saved(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     saved = await analyses.get_saved(key.org_id, path_id(request, "saved_id"))
     return respond(SavedAnalysisOut.model_validate(saved))
 
 
 async def delete_saved(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     saved_id = path_id(request, "saved_id")
     await analyses.delete_saved(key.org_id, saved_id)
-    await record(request, key, "saved_analysis_deleted", "saved_analysis", saved_id)
+    await record(request, "saved_analysis_deleted", SavedAnalysis, saved_id)
     return no_content()
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from chatadmin.exceptions import Forbidden, Unauthorized
 from chatadmin.models import ApiKey
+from chatadmin.models.base import TimestampedDocument
 from chatadmin.services import accounts, audit
 
 CACHE_SECONDS = 10.0
@@ -58,26 +59,28 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def actor(request: Request) -> audit.Actor:
+    """The API key of the request as the actor of its writes."""
+    key: ApiKey = request.state.api_key
+    return audit.Actor(
+        "api_key",
+        key.key_id,
+        ip_address=client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+        via="api",
+    )
+
+
 async def record(
     request: Request,
-    key: ApiKey,
     action: str,
-    resource_type: str,
+    kind: type[TimestampedDocument],
     resource_id: str | None,
     *,
     before: dict | None = None,
     after: dict | None = None,
 ) -> None:
     """The audit entry of a write made through the API, naming the key."""
-    await audit.record(
-        key.org_id,
-        actor_type="api_key",
-        actor_id=key.key_id,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        before=before,
-        after=after,
-        ip_address=client_ip(request),
-        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
-    )
+    key: ApiKey = request.state.api_key
+    target = audit.Resource(kind.RESOURCE, resource_id, key.org_id)
+    await audit.record(actor(request), action, target, before, after)

@@ -5,15 +5,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import read_json, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.models import CacheEntry
 from chatadmin.models.cache import CacheHit, CacheLookup, CachePut, CacheStored
 from chatadmin.services import cache
 
 
 async def put(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     body = await read_json(request, CachePut)
     ttl = body.ttl_seconds or request.app.state.settings.chatadmin_cache_ttl_seconds
     entry = await cache.put(
@@ -26,9 +27,8 @@ async def put(request: Request) -> Response:
     )
     await record(
         request,
-        key,
         "cache_stored",
-        "cache",
+        CacheEntry,
         entry.cache_key,
         after={"expires_at_ms": entry.expires_at_ms},
     )
@@ -36,7 +36,7 @@ async def put(request: Request) -> Response:
 
 
 async def lookup(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     body = await read_json(request, CacheLookup)
     entry = await cache.lookup(key.org_id, body.question, body.parameters)
     if entry is None:

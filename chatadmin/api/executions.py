@@ -5,22 +5,22 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import path_id, read_json, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.models import Execution
 from chatadmin.models.execution import ExecutionIn, ExecutionOut, ExecutionPatch
 from chatadmin.services import executions
 
 
 async def create_execution(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     body = await read_json(request, ExecutionIn)
     run = await executions.create_execution(key.org_id, **body.model_dump(exclude_none=True))
     await record(
         request,
-        key,
         "execution_created",
-        "execution",
+        Execution,
         run.execution_id,
         after={"status": run.status},
     )
@@ -28,13 +28,13 @@ async def create_execution(request: Request) -> Response:
 
 
 async def get_execution(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     run = await executions.get_execution(key.org_id, path_id(request, "execution_id"))
     return respond(ExecutionOut.model_validate(run))
 
 
 async def update_execution(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     execution_id = path_id(request, "execution_id")
     body = await read_json(request, ExecutionPatch)
     fields = body.model_dump(exclude_none=True, exclude={"status"})
@@ -42,9 +42,8 @@ async def update_execution(request: Request) -> Response:
     run = await executions.transition(key.org_id, execution_id, body.status, **fields)
     await record(
         request,
-        key,
         "execution_status_changed",
-        "execution",
+        Execution,
         execution_id,
         before={"status": before.status},
         after={"status": run.status},

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, client_ip
+from chatadmin.api.auth import actor
 from chatadmin.api.http import read_json, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.exceptions import TooLarge
-from chatadmin.services.ingest import BatchIn, BatchOut, Context, ingest
+from chatadmin.services.ingest import Batch, BatchIn, BatchOut, ingest
 
 
 async def ingest_batch(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     settings = request.app.state.settings
-    batch = await read_json(request, BatchIn)
-    if len(batch.events) > settings.chatadmin_max_batch:
+    body = await read_json(request, BatchIn)
+    if len(body.events) > settings.chatadmin_max_batch:
         raise TooLarge(
             f"a batch holds at most {settings.chatadmin_max_batch} events; "
-            f"this one has {len(batch.events)}"
+            f"this one has {len(body.events)}"
         )
-    ctx = Context(
+    state = Batch(
         org_id=key.org_id,
-        actor_id=key.key_id,
+        actor=replace(actor(request), via="ingest"),
         max_message_bytes=settings.chatadmin_max_message_bytes,
-        ip_address=client_ip(request),
-        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+        context_ttl_days=settings.chatadmin_context_ttl_days,
     )
-    results = await ingest(ctx, batch.events)
+    results = await ingest(state, body.events)
     status = 207 if any(r.status == "error" for r in results) else 200
     return respond(BatchOut(results=results), status)
 

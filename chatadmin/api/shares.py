@@ -5,10 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import no_content, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.exceptions import NotFound
+from chatadmin.models import SharedThread
 from chatadmin.models.share import SharedThreadOut
 from chatadmin.services import shares
 
@@ -35,14 +36,13 @@ async def get_share(request: Request) -> Response:
 
 
 async def revoke_share(request: Request) -> Response:
-    key = await authorize(request, "share")
+    key = request.state.api_key
     share_id = _share_id(request)
     await shares.revoke_share(key.org_id, share_id)
     await record(
         request,
-        key,
         "share_revoked",
-        "share",
+        SharedThread,
         share_id,
         before={"revoked": False},
         after={"revoked": True},

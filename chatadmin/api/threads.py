@@ -6,9 +6,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import has_body, no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.models import Message, SharedThread, Thread
 from chatadmin.models.message import MessageIn, MessageOut
 from chatadmin.models.schema import ApiDatetime, ApiOut
 from chatadmin.models.share import ShareCreated, ShareIn
@@ -50,7 +51,7 @@ def message_out(message) -> dict:
 
 
 async def list_threads(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     q = read_query(request, ThreadListQuery)
     page = await threads.list_threads(
         key.org_id, user_id=q.user_id, status=q.status, limit=q.limit, cursor=q.cursor
@@ -59,17 +60,17 @@ async def list_threads(request: Request) -> Response:
 
 
 async def create_thread(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     body = await read_json(request, ThreadIn)
     fields = body.model_dump(exclude_none=True, exclude={"user_id"})
     thread = await threads.create_thread(key.org_id, body.user_id, **fields)
     out = thread_out(thread)
-    await record(request, key, "thread_created", "thread", thread.thread_id, after=out)
+    await record(request, "thread_created", Thread, thread.thread_id, after=out)
     return respond(out, 201)
 
 
 async def get_thread(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     q = read_query(request, ThreadGetQuery)
     thread = await threads.get_thread(key.org_id, thread_id)
@@ -87,7 +88,7 @@ async def get_thread(request: Request) -> Response:
 
 
 async def append_message(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     body = await read_json(request, MessageIn)
     settings = request.app.state.settings
@@ -97,19 +98,18 @@ async def append_message(request: Request) -> Response:
         key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
     )
     summary = {"thread_id": thread_id, "seq": message.seq, "role": message.role}
-    await record(request, key, "message_created", "message", message.message_id, after=summary)
+    await record(request, "message_created", Message, message.message_id, after=summary)
     return respond(message_out(message), 201)
 
 
 async def delete_thread(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     thread = await threads.soft_delete(key.org_id, thread_id)
     await record(
         request,
-        key,
         "thread_deleted",
-        "thread",
+        Thread,
         thread_id,
         before={"status": "active"},
         after={"status": thread.status},
@@ -118,16 +118,15 @@ async def delete_thread(request: Request) -> Response:
 
 
 async def rename_thread(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     body = await read_json(request, ThreadName)
     before = await threads.get_thread(key.org_id, thread_id)
     thread = await threads.rename(key.org_id, thread_id, body.name)
     await record(
         request,
-        key,
         "thread_renamed",
-        "thread",
+        Thread,
         thread_id,
         before={"title": before.title},
         after={"title": thread.title},
@@ -136,7 +135,7 @@ async def rename_thread(request: Request) -> Response:
 
 
 async def thread_context(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     q = read_query(request, ContextQuery)
     ctx = await history.session_context(
@@ -152,7 +151,7 @@ async def thread_context(request: Request) -> Response:
 
 
 async def share_thread(request: Request) -> Response:
-    key = await authorize(request, "share")
+    key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     body = await read_json(request, ShareIn) if await has_body(request) else ShareIn()
     settings = request.app.state.settings
@@ -166,9 +165,8 @@ async def share_thread(request: Request) -> Response:
     )
     await record(
         request,
-        key,
         "thread_shared",
-        "share",
+        SharedThread,
         share.share_id,
         after={"thread_id": thread_id, "expires_at_ms": share.expires_at_ms},
     )

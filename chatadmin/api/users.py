@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from chatadmin.api.auth import authorize, record
+from chatadmin.api.auth import record
 from chatadmin.api.http import path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.api.threads import message_out
@@ -15,7 +15,7 @@ from chatadmin.services import history, users
 
 
 async def put_user(request: Request) -> Response:
-    key = await authorize(request, "ingest")
+    key = request.state.api_key
     user_id = path_id(request, "user_id")
     body = await read_json(request, UserIn)
     fields = body.model_dump(exclude_unset=True)
@@ -24,9 +24,8 @@ async def put_user(request: Request) -> Response:
     out = UserOut.model_validate(user).model_dump(mode="json")
     await record(
         request,
-        key,
         "user_created" if created else "user_updated",
-        "user",
+        users.User,
         user_id,
         before=UserOut.model_validate(before).model_dump(mode="json") if before else None,
         after=out,
@@ -35,13 +34,13 @@ async def put_user(request: Request) -> Response:
 
 
 async def get_user(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     user = await users.get_user(key.org_id, path_id(request, "user_id"))
     return respond(UserOut.model_validate(user))
 
 
 async def questions(request: Request) -> Response:
-    key = await authorize(request, "read")
+    key = request.state.api_key
     user_id = path_id(request, "user_id")
     q = read_query(request, QuestionsQuery)
     page = await history.question_history(

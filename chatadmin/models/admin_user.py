@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
+    StorageSettings,
     TimestampedDocument,
     index,
     ms_property,
@@ -31,9 +31,11 @@ class AdminUser(TimestampedDocument):
     last_login_at_ms: int = 0
     last_login_at = ms_property("last_login_at_ms")
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "admin_user"
+    RESOURCE_KEY: ClassVar[str] = "username"
+
+    class Settings(StorageSettings):
         name = "admin_users"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [index("username", unique=True, name="username_uq")]
 
 
@@ -50,9 +52,11 @@ class ApiKey(TimestampedDocument):
     last_used_at = ms_property("last_used_at_ms")
     created_by: str | None = None
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "api_key"
+    RESOURCE_KEY: ClassVar[str] = "key_id"
+
+    class Settings(StorageSettings):
         name = "api_keys"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("key_id", unique=True, name="key_id_uq"),
             index("org_id", "created_at_ms", name="org_created"),

@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
     JsonValue,
+    StorageSettings,
     TenantDocument,
     index,
     ms_property,
@@ -92,9 +92,11 @@ class Analysis(TenantDocument):
             **self.model_dump(include=set(AnalysisSnapshot.model_fields), by_alias=False)
         )
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "analysis"
+    RESOURCE_KEY: ClassVar[str] = "analysis_id"
+
+    class Settings(StorageSettings):
         name = "analyses"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "analysis_id", unique=True, name="org_analysis_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),
@@ -119,9 +121,11 @@ class SavedAnalysis(TenantDocument):
     tags: list[str] = Field(default_factory=list)
     category: str | None = None
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "saved_analysis"
+    RESOURCE_KEY: ClassVar[str] = "saved_id"
+
+    class Settings(StorageSettings):
         name = "saved_analyses"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "saved_id", unique=True, name="org_saved_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),

@@ -8,11 +8,11 @@ paths of an upsert literally.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel
 
-from chatadmin.models.base import STORAGE_ENCODERS, TenantDocument, UtcDatetime, index
+from chatadmin.models.base import StorageSettings, TenantDocument, UtcDatetime, index
 
 ORG_WIDE = "*"
 COUNTERS = (
@@ -80,9 +80,11 @@ class DailyAnalytics(TenantDocument, AnalyticsCounters):
     period_start: UtcDatetime
     period_start_ms: int
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "analytics"
+    RESOURCE_KEY: ClassVar[str] = "analytics_id"
+
+    class Settings(StorageSettings):
         name = "chat_analytics"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "analytics_id", unique=True, name="org_analytics_uq"),
             index("org_id", "user_id", "-period_start_ms", name="org_user_period"),

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     index,
     new_id,
@@ -38,9 +38,11 @@ class AuditLog(TenantDocument):
     error_message: str | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "audit"
+    RESOURCE_KEY: ClassVar[str] = "audit_id"
+
+    class Settings(StorageSettings):
         name = "audit_logs"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "audit_id", unique=True, name="org_audit_uq"),
             index("org_id", "-created_at_ms", name="org_created"),

@@ -30,6 +30,7 @@ __all__ = [
     "IndexModel",
     "JsonObject",
     "JsonValue",
+    "StorageSettings",
     "TenantDocument",
     "TimestampedDocument",
     "UtcDatetime",
@@ -79,6 +80,13 @@ class Embedded(BaseModel):
     """Base of embedded sub-documents: unknown keys are refused, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class StorageSettings:
+    """Beanie settings every collection shares: the encoders of our stored types. Each
+    Document's `class Settings(StorageSettings)` adds its name and indexes."""
+
+    bson_encoders = STORAGE_ENCODERS
 
 
 class TimestampedDocument(Document):
@@ -136,8 +144,12 @@ class TimestampedDocument(Document):
         data = self.model_dump(by_alias=True, include=names)
         return escape_keys(data)
 
-    class Settings:
-        bson_encoders = STORAGE_ENCODERS
+    # What audit entries call this kind of document, and the field that names one of them.
+    RESOURCE: ClassVar[str] = "document"
+    RESOURCE_KEY: ClassVar[str] = "id"
+
+    class Settings(StorageSettings):
+        pass
 
 
 class TenantDocument(TimestampedDocument):

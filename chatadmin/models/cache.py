@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
     JsonValue,
+    StorageSettings,
     TenantDocument,
     UtcDatetime,
     index,
@@ -34,9 +34,11 @@ class CacheEntry(TenantDocument):
     expires_at: UtcDatetime
     expires_at_ms: int
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "cache"
+    RESOURCE_KEY: ClassVar[str] = "cache_key"
+
+    class Settings(StorageSettings):
         name = "cache"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "cache_key", unique=True, name="org_cache_key_uq"),
             index("expires_at", ttl=0, name="expires_at_ttl"),

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
+    StorageSettings,
     TenantDocument,
     UtcDatetime,
     index,
@@ -39,9 +39,11 @@ class Connection(TenantDocument):
     expires_at: UtcDatetime
     expires_at_ms: int
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "connection"
+    RESOURCE_KEY: ClassVar[str] = "connection_id"
+
+    class Settings(StorageSettings):
         name = "connections"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "connection_id", unique=True, name="org_connection_uq"),
             index("org_id", "user_id", "status", name="org_user_status"),

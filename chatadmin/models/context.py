@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     UtcDatetime,
     index,
@@ -39,9 +39,11 @@ class ChatContext(TenantDocument):
     expires_at: UtcDatetime
     expires_at_ms: int
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "context"
+    RESOURCE_KEY: ClassVar[str] = "context_id"
+
+    class Settings(StorageSettings):
         name = "chat_contexts"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "context_id", unique=True, name="org_context_uq"),
             index("org_id", "thread_id", name="org_thread"),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     index,
     ms_property,
@@ -56,9 +56,11 @@ class Execution(TenantDocument):
     cache_key: str | None = None
     metadata: JsonObject = Field(default_factory=dict)
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "execution"
+    RESOURCE_KEY: ClassVar[str] = "execution_id"
+
+    class Settings(StorageSettings):
         name = "executions"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "execution_id", unique=True, name="org_execution_uq"),
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),

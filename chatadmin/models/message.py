@@ -8,10 +8,10 @@ from pydantic import Field, field_validator, model_validator
 
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     index,
     ms_property,
@@ -102,6 +102,7 @@ class Message(TenantDocument):
     feedback: Feedback | None = None
     references: list[Reference] = Field(default_factory=list)
     deleted: bool = False
+    deleted_at_ms: int = 0
     metadata: JsonObject = Field(default_factory=dict)
     search_terms: list[str] = Field(default_factory=list)  # terms search mode only
 
@@ -119,9 +120,11 @@ class Message(TenantDocument):
     def _plain_string_is_text(cls, value):
         return coerce_content(value)
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "message"
+    RESOURCE_KEY: ClassVar[str] = "message_id"
+
+    class Settings(StorageSettings):
         name = "chat_messages"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "message_id", unique=True, name="org_message_uq"),
             index("org_id", "thread_id", "seq", unique=True, name="org_thread_seq_uq"),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from chatadmin.models.base import STORAGE_ENCODERS, TimestampedDocument, UtcDatetime, index
+from chatadmin.models.base import StorageSettings, TimestampedDocument, UtcDatetime, index
 
 
 class MigrationRecord(TimestampedDocument):
@@ -20,7 +20,9 @@ class MigrationRecord(TimestampedDocument):
     changes: list[str] = Field(default_factory=list)
     error: str | None = None
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "migration"
+    RESOURCE_KEY: ClassVar[str] = "name"
+
+    class Settings(StorageSettings):
         name = "migrations"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [index("version", unique=True, name="version_uq")]

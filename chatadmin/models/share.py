@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from chatadmin.models.analysis import AnalysisSnapshot
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
+    StorageSettings,
     TenantDocument,
     UtcDatetime,
     index,
@@ -31,9 +33,11 @@ class SharedThread(TenantDocument):
     revoked_at_ms: int = 0
     revoked_at = ms_property("revoked_at_ms")
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "share"
+    RESOURCE_KEY: ClassVar[str] = "share_id"
+
+    class Settings(StorageSettings):
         name = "shared_threads"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("share_id", unique=True, name="share_uq"),
             index("org_id", "thread_id", name="org_thread"),

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     Embedded,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     index,
     ms_property,
@@ -21,6 +21,8 @@ from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery, Tags
 
 ThreadStatus = Literal["active", "archived", "deleted"]
 THREAD_STATUSES = ("active", "archived", "deleted")
+LIVE_STATUSES = ["active", "archived"]  # a deleted thread answers NotFound until restored
+CLAIMS_KEPT = 1024  # the newest message claims a thread remembers (see services/messages.py)
 
 
 class AccessScope(Embedded):
@@ -62,6 +64,8 @@ class Thread(TenantDocument):
     response_count: int = 0
     error_count: int = 0
     notes: list[JsonObject] = Field(default_factory=list)
+    # Short digests of the ids of the newest messages whose seqs were reserved.
+    recent_claims: list[str] = Field(default_factory=list)
 
     archived_at_ms: int = 0
     archived_at = ms_property("archived_at_ms")
@@ -73,9 +77,11 @@ class Thread(TenantDocument):
     def average_response_ms(self) -> float | None:
         return self.total_response_ms / self.response_count if self.response_count else None
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "thread"
+    RESOURCE_KEY: ClassVar[str] = "thread_id"
+
+    class Settings(StorageSettings):
         name = "chat_sessions"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "thread_id", unique=True, name="org_thread_uq"),
             index(
@@ -89,7 +95,14 @@ class Thread(TenantDocument):
 
 
 # Heavy fields left out of thread lists.
-THREAD_LIST_EXCLUDE = ("context_summary", "key_insights", "analysis_ids", "notes", "access_scope")
+THREAD_LIST_EXCLUDE = (
+    "context_summary",
+    "key_insights",
+    "analysis_ids",
+    "notes",
+    "access_scope",
+    "recent_claims",
+)
 
 
 class ThreadIn(ApiIn):

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chatadmin.models.base import (
-    STORAGE_ENCODERS,
     ClientId,
     JsonObject,
+    StorageSettings,
     TenantDocument,
     index,
     ms_property,
@@ -49,9 +49,11 @@ class User(TenantDocument):
     last_active_at_ms: int = 0
     last_active_at = ms_property("last_active_at_ms")
 
-    class Settings:
+    RESOURCE: ClassVar[str] = "user"
+    RESOURCE_KEY: ClassVar[str] = "user_id"
+
+    class Settings(StorageSettings):
         name = "users"
-        bson_encoders = STORAGE_ENCODERS
         indexes = [
             index("org_id", "user_id", unique=True, name="org_user_uq"),
             index("org_id", "email_key", unique=True, name="org_email_uq"),

@@ -20,6 +20,12 @@ KEY_PREFIX = "ca"
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
 
 
+def check_password(password: str) -> None:
+    """Refuse a password too short to keep (Invalid)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Invalid(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
@@ -36,8 +42,7 @@ async def create_admin_user(
 ) -> AdminUser:
     if role not in ADMIN_ROLES:
         raise Invalid(f"role must be one of {', '.join(ADMIN_ROLES)}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    check_password(password)
     user = AdminUser(
         username=username, password_hash=hash_password(password), role=role, org_id=org_id or None
     )

@@ -15,6 +15,67 @@ from chatadmin.clock import day_start, days_between, stamp, to_ms, utcnow
 from chatadmin.models import DailyAnalytics
 from chatadmin.models.analytics import COUNTERS, ORG_WIDE, AnalyticsSummary
 from chatadmin.models.base import new_id
+from chatadmin.models.message import AiMetadata, Feedback, Message
+
+
+def message_counters(message: Message, sign: int = 1) -> dict[str, int]:
+    """What one stored message adds to its day's counters (`sign=-1`: what its removal takes)."""
+    meta = message.ai_metadata or AiMetadata()
+    counts = {
+        "messages": 1,
+        "user_messages": int(message.role == "user"),
+        "assistant_messages": int(message.role == "assistant"),
+        "tokens_input": meta.input_tokens,
+        "tokens_output": meta.output_tokens,
+        "tokens_total": meta.tokens(),
+        "response_ms_sum": meta.response_ms or 0,
+        "response_count": int(meta.response_ms is not None),
+        "errors": int(message.has_error),
+        **feedback_counters(message.feedback),
+    }
+    return {k: sign * v for k, v in counts.items()}
+
+
+FEEDBACK_COUNTERS = (
+    "feedback_count",
+    "helpful_count",
+    "unhelpful_count",
+    "rating_sum",
+    "rating_count",
+    "comment_count",
+)
+
+
+def feedback_counters(fb: Feedback | None) -> dict[str, int]:
+    """What one message's feedback adds to the counters."""
+    if fb is None:
+        return dict.fromkeys(FEEDBACK_COUNTERS, 0)
+    return {
+        "feedback_count": 1,
+        "helpful_count": int(fb.is_helpful is True),
+        "unhelpful_count": int(fb.is_helpful is False),
+        "rating_sum": fb.rating or 0,
+        "rating_count": int(fb.rating is not None),
+        "comment_count": int(bool(fb.comment)),
+    }
+
+
+def difference(old: dict[str, int], new: dict[str, int]) -> dict[str, int]:
+    """The counter changes when a write turns `old` counts into `new` ones."""
+    return {
+        k: new.get(k, 0) - old.get(k, 0) for k in {*old, *new} if new.get(k, 0) != old.get(k, 0)
+    }
+
+
+def execution_counters(status: str, execution_ms: int | None) -> dict[str, int]:
+    """What an execution adds when it finishes."""
+    if status not in ("success", "failed"):
+        return {}
+    return {
+        "executions_success": int(status == "success"),
+        "executions_failed": int(status == "failed"),
+        "execution_ms_sum": execution_ms or 0,
+    }
 
 
 def bucket_id(user_id: str, day: datetime) -> str:
@@ -47,13 +108,14 @@ async def record(
     org_id: str, user_id: str | None, at: datetime | None = None, **increments: int
 ) -> None:
     """Add `increments` (counter name -> amount) to the org's and the user's bucket of the day."""
-    batch = Batch()
+    batch = Increments()
     batch.add(user_id, at or utcnow(), **increments)
     await record_batch(org_id, batch)
 
 
-class Batch:
-    """Increments gathered from many writes, flushed in one bulk write by `record_batch`."""
+class Increments:
+    """Counter increments gathered from many writes, flushed in one bulk write by
+    `record_batch`."""
 
     def __init__(self) -> None:
         self.buckets: dict[tuple[str, datetime], dict[str, int]] = {}
@@ -71,7 +133,7 @@ class Batch:
                     bucket[name] = bucket.get(name, 0) + int(amount)
 
 
-async def record_batch(org_id: str, batch: Batch) -> None:
+async def record_batch(org_id: str, batch: Increments) -> None:
     """Apply every bucket of `batch` with one bulk write of `$inc` upserts."""
     ops = [
         _upsert(org_id, owner, day, incs)

@@ -1,13 +1,51 @@
-"""The audit log writer (append-only: there is no update or delete here) and its reader."""
+"""The audit log: one writer (`record`, append-only: there is no update or delete here) that
+every door calls with an `Actor` and a `Resource`, so entries name things one way everywhere,
+and its reader.
+
+Resource types are the `RESOURCE` of each Document (`thread`, `message`, `user`, ...) and the
+resource id is its client-visible id (`thread_id`, `message_id`, ...), whichever door wrote.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chatadmin.clock import to_ms
+from chatadmin.clock import to_ms, utcnow
 from chatadmin.models import AuditLog
+from chatadmin.models.base import TimestampedDocument
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+
+ALL_ORGS = "all-orgs"  # the org of entries by staff that no single org owns
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: an API key, an admin user, a user of the chat app, or the system."""
+
+    type: str
+    id: str
+    ip_address: str | None = None
+    user_agent: str | None = None
+    via: str | None = None  # the door: "api", "ingest", "admin", "cli"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What it was done to."""
+
+    type: str
+    id: str | None = None
+    org_id: str = ALL_ORGS
+
+
+def resource(doc: TimestampedDocument | type[TimestampedDocument], rid: Any = None) -> Resource:
+    """The resource a document (or a kind of document, with an id) stands for."""
+    if rid is None and not isinstance(doc, type):
+        rid = getattr(doc, doc.RESOURCE_KEY, None)
+    org = None if isinstance(doc, type) else getattr(doc, "org_id", None)
+    return Resource(doc.RESOURCE, None if rid is None else str(rid), org or ALL_ORGS)
 
 
 def diff(before: dict | None, after: dict | None) -> dict[str, list[Any]]:
@@ -20,44 +58,64 @@ def diff(before: dict | None, after: dict | None) -> dict[str, list[Any]]:
     }
 
 
-async def record(
-    org_id: str,
-    *,
-    actor_type: str,
-    actor_id: str,
+def entry(
+    actor: Actor,
     action: str,
-    resource_type: str,
-    resource_id: str | None = None,
+    resource: Resource,
     before: dict | None = None,
     after: dict | None = None,
-    changes: dict | None = None,
-    ip_address: str | None = None,
-    user_agent: str | None = None,
+    *,
     success: bool = True,
     error_message: str | None = None,
     metadata: dict | None = None,
+    org_id: str | None = None,
+    changes: dict | None = None,
 ) -> AuditLog:
-    """Append one audit entry; changes are computed from before/after when not given."""
+    """One audit entry, not yet stored; changes are computed from before/after unless given."""
     if changes is None and (before is not None or after is not None):
         changes = diff(before, after)
-    entry = AuditLog(
-        org_id=org_id,
-        actor_type=actor_type,
-        actor_id=actor_id,
+    meta = dict(metadata or {})
+    if actor.via:
+        meta.setdefault("via", actor.via)
+    return AuditLog(
+        org_id=org_id or resource.org_id,
+        actor_type=actor.type,
+        actor_id=actor.id,
         action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
+        resource_type=resource.type,
+        resource_id=resource.id,
         before=before,
         after=after,
         changes=changes,
-        ip_address=ip_address,
-        user_agent=user_agent,
+        ip_address=actor.ip_address,
+        user_agent=actor.user_agent,
         success=success,
         error_message=error_message,
-        metadata=metadata or {},
-    )
-    await entry.insert()
-    return entry
+        metadata=meta,
+        created_at=utcnow(),
+    ).stamped()
+
+
+async def record(
+    actor: Actor,
+    action: str,
+    resource: Resource,
+    before: dict | None = None,
+    after: dict | None = None,
+    **options: Any,
+) -> AuditLog:
+    """Append one audit entry (options: those of `entry`)."""
+    found = entry(actor, action, resource, before, after, **options)
+    await AuditLog.get_pymongo_collection().insert_one(found.storage_fields())
+    return found
+
+
+async def record_many(entries: list[AuditLog]) -> None:
+    """Append entries built with `entry` in one write (a batch's entries)."""
+    if entries:
+        await AuditLog.get_pymongo_collection().insert_many(
+            [e.storage_fields() for e in entries], ordered=False
+        )
 
 
 async def list_entries(

@@ -1,32 +1,76 @@
-"""Executions: create, and move through pending -> running -> success | failed, atomically."""
+"""Executions: created (any status; times stamped as if it moved there) and moved through
+pending -> running -> success | failed atomically, with what a change updates elsewhere: the
+linked message's `execution_status`, and the analytics of the day the execution was created.
+
+REST (one at a time) and /ingest (in bulk) both write through `create_executions` and
+`change_executions`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo import InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
-from chatadmin.clock import stamp, to_ms, utcnow
+from chatadmin.clock import now_ms
 from chatadmin.exceptions import Conflict, InvalidTransition, NotFound
 from chatadmin.models import Execution, Message
 from chatadmin.models.execution import TRANSITIONS
 from chatadmin.services import analytics
+from chatadmin.services.effects import Effects
 
 FINAL_FIELDS = {
     "result", "error", "warnings", "mcp_calls", "mcp_errors", "memory_used_mb", "cpu_percent",
     "cache_hit", "cache_key", "execution_ms", "metadata",
 }  # fmt: skip
+FINISHED = ("success", "failed")
+
+
+def _timed(changes: dict[str, Any], status: str, started_ms: int, now: int) -> dict[str, Any]:
+    """The times a move to `status` stamps (and the run time, when the client gave none)."""
+    if status == "running":
+        changes["started_at_ms"] = now
+    elif status in FINISHED:
+        changes["completed_at_ms"] = now
+        if started_ms and changes.get("execution_ms") is None:
+            changes["execution_ms"] = now - started_ms
+        changes.setdefault("started_at_ms", started_ms or now)
+    return changes
+
+
+async def create_executions(
+    org_id: str, runs: list[Execution], *, effects: Effects | None = None
+) -> list[Execution]:
+    """Store new executions in one write; returns those stored (an existing id is skipped)."""
+    now = now_ms()
+    for run in runs:
+        if run.status != "pending":
+            stamped = _timed({"execution_ms": run.execution_ms}, run.status, 0, now)
+            for name, value in stamped.items():
+                setattr(run, name, value)
+    created = list(runs)
+    if runs:
+        try:
+            await Execution.get_pymongo_collection().bulk_write(
+                [InsertOne(r.stamped().storage_fields()) for r in runs], ordered=False
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            lost = {e["index"] for e in errors}
+            created = [r for i, r in enumerate(runs) if i not in lost]
+    await _follow(org_id, created, effects)
+    return created
 
 
 async def create_execution(org_id: str, **fields: Any) -> Execution:
     run = Execution(org_id=org_id, **fields)
-    if run.status != "pending":
-        raise InvalidTransition("a new execution starts as pending")
-    try:
-        await run.insert()
-    except DuplicateKeyError as exc:
-        raise Conflict(f"execution {run.execution_id!r} already exists") from exc
+    if not await create_executions(org_id, [run]):
+        raise Conflict(f"execution {run.execution_id!r} already exists")
     return run
 
 
@@ -37,46 +81,107 @@ async def get_execution(org_id: str, execution_id: str) -> Execution:
     return run
 
 
+@dataclass
+class StatusChange:
+    """A requested change of one execution, and what became of it."""
+
+    execution_id: str
+    status: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    ingest_hash: str | None = None
+    must_move: bool = False  # the same status is then refused, not taken as a field update
+    outcome: Literal["updated", "not_found", "invalid_transition"] = "updated"
+    message: str = ""
+    before: Execution | None = None
+    run: Execution | None = None
+
+
+async def change_executions(
+    org_id: str, changes: list[StatusChange], *, effects: Effects | None = None
+) -> list[StatusChange]:
+    """Apply each change if the machine allows it from the stored status (the same status
+    just updates fields); the stored status is in the filter, so a concurrent change wins or
+    this one does."""
+    ids = sorted({c.execution_id for c in changes})
+    found = Execution.find({"org_id": org_id, "execution_id": {"$in": ids}})
+    stored = {r.execution_id: r for r in await found.to_list()}
+    now = now_ms()
+    ops, applied = [], []
+    for ch in changes:
+        current = stored.get(ch.execution_id)
+        if current is None:
+            ch.outcome, ch.message = "not_found", f"execution {ch.execution_id!r} not found"
+            continue
+        ch.before = current
+        moving = ch.status != current.status
+        if (moving or ch.must_move) and ch.status not in TRANSITIONS[current.status]:
+            ch.outcome = "invalid_transition"
+            ch.message = f"execution cannot go from {current.status} to {ch.status}"
+            continue
+        updates = {**ch.fields, "status": ch.status}
+        if moving:
+            _timed(updates, ch.status, current.started_at_ms, now)
+        run = Execution.model_validate({**current.model_dump(by_alias=True), **updates})
+        run.updated_at_ms, run.ingest_hash = now, ch.ingest_hash or current.ingest_hash
+        names = {*updates, "updated_at_ms", "ingest_hash"}
+        ops.append(
+            (
+                {"org_id": org_id, "execution_id": ch.execution_id, "status": current.status},
+                {"$set": run.storage_fields(names)},
+            )
+        )
+        ch.run = run
+        applied.append(ch)
+    # One update per change, so each knows whether its status filter still matched: one that
+    # no longer did lost to a concurrent change.
+    coll = Execution.get_pymongo_collection()
+    results = await asyncio.gather(*(coll.update_one(query, update) for query, update in ops))
+    for ch, result in zip(applied, results, strict=True):
+        if result.matched_count == 0:
+            latest = await coll.find_one(
+                {"org_id": org_id, "execution_id": ch.execution_id}, {"status": 1}
+            )
+            ch.outcome = "invalid_transition"
+            status = latest["status"] if latest else "?"
+            ch.message = f"execution cannot go from {status} to {ch.status}"
+    done = [c for c in applied if c.outcome == "updated"]
+    finished = [c.run for c in done if c.run.status != c.before.status]
+    await _follow(org_id, finished, effects)
+    return changes
+
+
 async def transition(org_id: str, execution_id: str, status: str, **fields: Any) -> Execution:
-    """Change status if the machine allows it from the stored status; else InvalidTransition."""
-    sources = [src for src, targets in TRANSITIONS.items() if status in targets]
+    """Change one execution's status if the machine allows it; else InvalidTransition."""
     unknown = set(fields) - FINAL_FIELDS
     if unknown:
         raise InvalidTransition(f"cannot set {sorted(unknown)} on a status change")
-    current = await get_execution(org_id, execution_id)
-    if current.status not in sources:
-        raise InvalidTransition(f"execution cannot go from {current.status} to {status}")
-    now = utcnow()
-    changes: dict[str, Any] = {"status": status, **fields, **stamp(now)}
-    if status == "running":
-        changes["started_at_ms"] = to_ms(now)
-    else:
-        changes["completed_at_ms"] = to_ms(now)
-        if "execution_ms" not in fields and current.started_at_ms:
-            changes["execution_ms"] = to_ms(now) - current.started_at_ms
-    validated = Execution.model_validate({**current.model_dump(by_alias=True), **changes})
-    # The status in the filter makes the change atomic: a concurrent transition wins or we do.
-    doc = await Execution.get_pymongo_collection().find_one_and_update(
-        {"org_id": org_id, "execution_id": str(execution_id), "status": current.status},
-        {"$set": validated.storage_fields(set(changes))},
-        return_document=ReturnDocument.AFTER,
-    )
-    if doc is None:
-        latest = await get_execution(org_id, execution_id)
-        raise InvalidTransition(f"execution cannot go from {latest.status} to {status}")
-    run = Execution.model_validate(doc)
-    if run.message_id:
-        await Message.get_pymongo_collection().update_one(
-            {"org_id": org_id, "message_id": run.message_id},
-            {"$set": {"execution_status": status, **stamp(now)}},
+    change = StatusChange(str(execution_id), status, fields, must_move=True)
+    (ch,) = await change_executions(org_id, [change])
+    if ch.outcome == "not_found":
+        raise NotFound(ch.message)
+    if ch.outcome != "updated":
+        raise InvalidTransition(ch.message)
+    return ch.run
+
+
+async def _follow(org_id: str, runs: list[Execution], effects: Effects | None) -> None:
+    """What runs that reached their status change elsewhere: the linked messages' status, and
+    the counters of the day each run was created, once it finished."""
+    linked = [
+        UpdateOne(
+            {"org_id": org_id, "message_id": r.message_id},
+            {"$set": {"execution_status": r.status, "updated_at_ms": now_ms()}},
         )
-    if status in ("success", "failed"):
-        await analytics.record(
-            org_id,
-            run.user_id,
-            run.created_at,
-            executions_success=int(status == "success"),
-            executions_failed=int(status == "failed"),
-            execution_ms_sum=run.execution_ms or 0,
+        for r in runs
+        if r.message_id
+    ]
+    if linked:
+        await Message.get_pymongo_collection().bulk_write(linked, ordered=False)
+    own = effects is None
+    effects = effects or Effects(org_id)
+    for r in runs:
+        effects.count(
+            r.user_id, r.created_at, **analytics.execution_counters(r.status, r.execution_ms)
         )
-    return run
+    if own:
+        await effects.flush()

@@ -7,7 +7,7 @@ from typing import Any
 from chatadmin.exceptions import Invalid
 from chatadmin.models import Analysis, Message, Thread
 from chatadmin.models.message import QueryType
-from chatadmin.services.messages import recent_messages
+from chatadmin.services.messages import NOT_DELETED, recent_messages
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 from chatadmin.services.threads import get_thread
 
@@ -55,7 +55,7 @@ async def question_history(
     if query_type is not None and query_type not in QUERY_TYPES:
         raise Invalid(f"query_type must be one of {', '.join(QUERY_TYPES)}")
     limit = clamp_limit(limit)
-    query: dict[str, Any] = {"org_id": org_id, "role": "user", "deleted": False}
+    query: dict[str, Any] = {"org_id": org_id, "role": "user", **NOT_DELETED}
     if user_id is not None:
         query["user_id"] = str(user_id)
     if thread_id is not None:

@@ -10,9 +10,10 @@ from pymongo import ReturnDocument
 
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Invalid, NotFound, TooLarge
-from chatadmin.models import Message, SharedThread
+from chatadmin.models import SharedThread
 from chatadmin.models.share import PublicMessage, PublicThread
-from chatadmin.services.messages import document_size
+from chatadmin.models.size import document_size
+from chatadmin.services.messages import all_messages
 from chatadmin.services.threads import get_thread
 
 DEFAULT_MAX_BYTES = 4 * 1024 * 1024
@@ -41,12 +42,7 @@ async def create_share(
         raise TooLarge(
             f"thread has {thread.message_count} messages; a share holds at most {max_messages}"
         )
-    messages = (
-        await Message.find({"org_id": org_id, "thread_id": thread.thread_id, "deleted": False})
-        .sort([("seq", 1)])
-        .limit(max_messages + 1)
-        .to_list()
-    )
+    messages = await all_messages(org_id, thread.thread_id).limit(max_messages + 1).to_list()
     if len(messages) > max_messages:
         raise TooLarge(f"a share holds at most {max_messages} messages")
     snapshot: dict[str, Any] = {

@@ -6,17 +6,17 @@ from typing import Any
 
 from pydantic import BaseModel
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from chatadmin.clock import now_ms, stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
-from chatadmin.models import Thread, User
+from chatadmin.models import Thread
 from chatadmin.models.base import ms_property, new_id
-from chatadmin.models.thread import THREAD_LIST_EXCLUDE, THREAD_STATUSES
-from chatadmin.services import analytics
+from chatadmin.models.thread import LIVE_STATUSES, THREAD_LIST_EXCLUDE, THREAD_STATUSES
+from chatadmin.services.effects import Effects
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 
-LIVE = ["active", "archived"]
+LIVE = LIVE_STATUSES
 
 
 class ThreadSummary(BaseModel):
@@ -49,18 +49,49 @@ def _collection():
     return Thread.get_pymongo_collection()
 
 
-async def create_thread(org_id: str, user_id: str, **fields: Any) -> Thread:
-    """Create a thread; an existing `thread_id` in the org raises Conflict."""
+def new_thread(org_id: str, user_id: str, **fields: Any) -> Thread:
+    """A validated thread, not yet stored; its activity starts at its creation."""
     thread = Thread(org_id=org_id, user_id=user_id, **fields)
     thread.last_activity_ms = to_ms(thread.created_at)
+    return thread
+
+
+async def create_threads(
+    org_id: str, batch: list[Thread], *, effects: Effects | None = None
+) -> list[Thread]:
+    """Store new threads in one write; returns those stored (an existing id is skipped).
+
+    Side effects: the owner's `thread_count` and the day's `threads` counter. Plain inserts,
+    not upserts: on nx-27017 an upsert by a field other than `_id` scans the collection.
+    """
+    if not batch:
+        return []
+    created = list(batch)
     try:
-        await thread.insert()
-    except DuplicateKeyError as exc:
-        raise Conflict(f"thread {thread.thread_id!r} already exists") from exc
-    await User.get_pymongo_collection().update_one(
-        {"org_id": org_id, "user_id": user_id}, {"$inc": {"thread_count": 1}}
-    )
-    await analytics.record(org_id, user_id, thread.created_at, threads=1)
+        await _collection().insert_many(
+            [t.stamped().storage_fields() for t in batch], ordered=False
+        )
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        lost = {e["index"] for e in errors}
+        created = [t for i, t in enumerate(batch) if i not in lost]
+    own = effects is None
+    effects = effects or Effects(org_id)
+    for t in created:
+        effects.count(t.user_id, t.created_at, threads=1)
+        effects.bump_user(t.user_id, thread_count=1)
+    if own:
+        await effects.flush()
+    return created
+
+
+async def create_thread(org_id: str, user_id: str, **fields: Any) -> Thread:
+    """Create a thread; an existing `thread_id` in the org raises Conflict."""
+    thread = new_thread(org_id, user_id, **fields)
+    if not await create_threads(org_id, [thread]):
+        raise Conflict(f"thread {thread.thread_id!r} already exists")
     return thread
 
 
@@ -125,6 +156,22 @@ async def _update(org_id: str, thread_id: str, statuses: list[str], changes: dic
     if doc is None:
         raise NotFound(f"thread {thread_id!r} not found")
     return Thread.model_validate(doc)
+
+
+EDITABLE = {"title", "description", "type", "tags", "is_pinned", "is_favorited", "initial_source",
+            "metadata", "context_summary", "key_insights", "access_scope"}  # fmt: skip
+
+
+async def edit_thread(org_id: str, thread_id: str, **fields: Any) -> Thread:
+    """Change a thread's descriptive fields (the admin's edit); its counters are never
+    written here, so a concurrent message append keeps them right."""
+    unknown = set(fields) - EDITABLE
+    if unknown:
+        raise Invalid(f"cannot change {sorted(unknown)} of a thread here")
+    current = await get_thread(org_id, thread_id, include_deleted=True)
+    merged = Thread.model_validate({**current.model_dump(by_alias=True), **fields})
+    changes = merged.storage_fields(set(fields))
+    return await _update(org_id, thread_id, list(THREAD_STATUSES), changes)
 
 
 async def rename(org_id: str, thread_id: str, title: str) -> Thread:

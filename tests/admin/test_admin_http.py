@@ -279,7 +279,7 @@ async def test_support_adds_a_note_and_viewer_cannot(block, login_as):
         (support.username, "Customer called <about> this")
     ]
     entry = await AuditLog.find_one({"action": "note_added", "actor_id": support.username})
-    assert entry is not None and entry.resource_id == str(thread.id)
+    assert entry is not None and entry.resource_id == thread.thread_id
     shown = await support.get(f"/admin/conversations/{BLOCKS_THREAD}?org=acme")
     assert "Customer called &lt;about&gt; this" in shown.text
 
@@ -668,7 +668,8 @@ async def test_logins_edits_deletes_and_logouts_are_audited(block, login_as, bro
     victim = await threads.create_thread("acme", "acme-user-2", thread_id="doomed", title="x")
     deleted = await admin.action("threads", "delete", [str(victim.id)])
     assert deleted.status_code == 200 and "redirect" in deleted.json()
-    assert await Thread.find_one({"_id": victim.id}) is None
+    gone = await Thread.find_one({"_id": victim.id})  # a soft delete, as through the API
+    assert gone.status == "deleted" and gone.deleted_at_ms > 0
     out = await admin.form_post("/admin/logout", {})
     assert out.status_code == 303
 
@@ -683,13 +684,13 @@ async def test_logins_edits_deletes_and_logouts_are_audited(block, login_as, bro
     assert failure.success is False
     edit = await AuditLog.find_one({"action": "admin_edit"})
     check(edit, "admin_edit")
-    assert (edit.resource_type, edit.resource_id) == ("chat_sessions", str(thread.id))
+    assert (edit.resource_type, edit.resource_id) == ("thread", thread.thread_id)
     assert edit.before["title"] == thread.title and edit.after["title"] == "Renamed by admin"
     assert edit.changes["title"] == [thread.title, "Renamed by admin"]
     assert edit.org_id == "acme"
     removal = await AuditLog.find_one({"action": "admin_delete"})
     check(removal, "admin_delete")
-    assert (removal.resource_type, removal.resource_id) == ("chat_sessions", str(victim.id))
+    assert (removal.resource_type, removal.resource_id) == ("thread", victim.thread_id)
     assert removal.before["thread_id"] == victim.thread_id and removal.after is None
     check(await AuditLog.find_one({"action": "logout", "actor_id": admin.username}), "logout")
     # and the admin can read them in the audit list

@@ -31,9 +31,21 @@ def _strings(value: Any):
 
 
 async def _entry(org="org-a", **kw) -> AuditLog:
-    fields = {"actor_type": "admin", "actor_id": "admin-1", "action": "update",
-              "resource_type": "thread", "resource_id": "t1", **kw}  # fmt: skip
-    return await audit.record(org, **fields)
+    actor = audit.Actor(
+        kw.pop("actor_type", "admin"),
+        kw.pop("actor_id", "admin-1"),
+        ip_address=kw.pop("ip_address", None),
+        user_agent=kw.pop("user_agent", None),
+    )
+    target = audit.Resource(kw.pop("resource_type", "thread"), kw.pop("resource_id", "t1"), org)
+    return await audit.record(
+        actor,
+        kw.pop("action", "update"),
+        target,
+        kw.pop("before", None),
+        kw.pop("after", None),
+        **kw,
+    )
 
 
 # --- audit: diff and record ---------------------------------------------------------------

@@ -105,9 +105,12 @@ async def test_invalid_result_values_are_refused_before_any_write():
     assert (await executions.get_execution("org-a", run.execution_id)).status == "running"
 
 
-async def test_a_new_execution_must_start_pending_and_ids_are_unique():
-    with pytest.raises(InvalidTransition):
-        await executions.create_execution("org-a", status="running")
+async def test_a_new_execution_may_start_in_any_status_and_ids_are_unique():
+    started = await executions.create_execution("org-a", status="running")
+    assert started.started_at_ms > 0 and started.completed_at_ms == 0
+    done = await executions.create_execution("org-a", status="success", execution_ms=7)
+    assert done.started_at_ms > 0 and done.completed_at_ms >= done.started_at_ms
+    assert done.execution_ms == 7
     await executions.create_execution("org-a", execution_id="run-1")
     with pytest.raises(Conflict):
         await executions.create_execution("org-a", execution_id="run-1")

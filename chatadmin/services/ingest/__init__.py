@@ -10,21 +10,19 @@ are applied before messages, and a message naming an unknown thread creates it.
 
 from __future__ import annotations
 
-from chatadmin.models import AuditLog
-from chatadmin.services import analytics
+from chatadmin.services import audit
 from chatadmin.services.ingest import conversation, documents
+from chatadmin.services.ingest.batch import Batch
 from chatadmin.services.ingest.events import (
     EVENT_TYPES,
     BatchIn,
     BatchOut,
-    Context,
     EventIn,
     EventResult,
     validate_event,
 )
-from chatadmin.services.ingest.writes import stored
 
-__all__ = ["BatchIn", "BatchOut", "Context", "EventIn", "EventResult", "ingest"]
+__all__ = ["Batch", "BatchIn", "BatchOut", "EventIn", "EventResult", "ingest"]
 
 HANDLERS = {
     "user": documents.users,
@@ -38,20 +36,16 @@ HANDLERS = {
 }
 
 
-async def ingest(ctx: Context, raw_events: list[EventIn]) -> list[EventResult]:
+async def ingest(batch: Batch, raw_events: list[EventIn]) -> list[EventResult]:
     """Apply a batch; results come back in the order of the events."""
     events = [validate_event(raw, i) for i, raw in enumerate(raw_events)]
     for kind in EVENT_TYPES:  # users and threads first, messages before their feedback
         todo = [ev for ev in events if ev.type == kind and ev.result is None]
         if todo:
-            await HANDLERS[kind](ctx, todo)
-    await analytics.record_batch(ctx.org_id, ctx.rollups)
-    await ctx.flush_users()
-    ctx.audit_messages()
-    if ctx.audit:
-        await AuditLog.get_pymongo_collection().insert_many(
-            [stored(a) for a in ctx.audit], ordered=False
-        )
+            await HANDLERS[kind](batch, todo)
+    await batch.effects.flush()
+    batch.audit_messages()
+    await audit.record_many(batch.audit)
     for ev in events:
         if ev.result is None:  # a handler left it untouched: nothing was written for it
             ev.fail("write_failed", f"the {ev.type} could not be stored")

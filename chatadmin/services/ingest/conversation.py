@@ -1,120 +1,97 @@
-"""Ingest handlers for messages (seqs reserved per thread, threads made on demand), feedback."""
+"""Ingest handlers for messages (threads made on demand) and feedback, in bulk through the
+same service functions as the REST API: `threads.create_threads`, `messages.insert_messages`,
+`messages.update_messages` and `messages.give_feedback`."""
 
 from __future__ import annotations
 
-import asyncio
-
 from pydantic import ValidationError
-from pymongo import InsertOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError
 
-from chatadmin.clock import now_ms, to_ms
-from chatadmin.models import (
-    Message,
-    Thread,
-)
-from chatadmin.models.message import AiMetadata, Feedback
-from chatadmin.services.ingest.events import Context, Event
-from chatadmin.services.ingest.writes import (
-    bulk,
-    existing_docs,
-    fields_of,
-    plan,
-    set_update,
-    stored,
-)
-from chatadmin.services.messages import (
-    analytics_counters,
-    build_message,
-    document_size,
-    feedback_delta,
-)
+from chatadmin.clock import now_ms
+from chatadmin.models import Message, Thread
+from chatadmin.models.message import Feedback
+from chatadmin.models.size import document_size
+from chatadmin.services import messages as messages_service
+from chatadmin.services import threads as threads_service
+from chatadmin.services.ingest.batch import Batch
+from chatadmin.services.ingest.events import Event
+from chatadmin.services.ingest.writes import existing_docs, fields_of, plan
+from chatadmin.services.messages import Change, FeedbackGiven, build_message
+
+MUTABLE = {
+    "content", "text", "question_context", "query_type", "analysis_id", "analysis",
+    "ai_metadata", "execution_id", "execution_status", "status", "error", "has_error",
+    "references", "metadata",
+}  # fmt: skip
 
 
-async def messages(ctx: Context, events: list[Event]) -> None:
-    existing = await existing_docs(
-        Message, ctx.org_id, "message_id", [e.id for e in events], ("thread_id",)
-    )
+async def messages(batch: Batch, events: list[Event]) -> None:
+    ids = sorted({e.id for e in events})
+    cursor = Message.find({"org_id": batch.org_id, "message_id": {"$in": ids}})
+    stored = {m.message_id: m for m in await cursor.to_list()}
+    existing = {mid: {"ingest_hash": m.ingest_hash} for mid, m in stored.items()}
     creates, updates = plan(events, existing)
     built: dict[int, Message] = {}
     for ev in creates + updates:
         fields = fields_of(ev, "message_id", "thread_id")
         fields["content"] = ev.data.content
         try:
-            msg = build_message(ctx.org_id, ev.data.thread_id, message_id=ev.id, **fields)
+            msg = build_message(batch.org_id, ev.data.thread_id, message_id=ev.id, **fields)
         except ValidationError as exc:
             ev.fail("invalid", f"invalid message: {exc.errors()[0]['msg']}")
             continue
         size = document_size(msg)
-        if size > ctx.max_message_bytes:
-            ev.fail("too_large", f"message is {size} bytes; the limit is {ctx.max_message_bytes}")
+        if size > batch.max_message_bytes:
+            ev.fail("too_large", f"message is {size} bytes; the limit is {batch.max_message_bytes}")
             continue
-        prior = existing.get(ev.id)
-        if prior is not None and prior["thread_id"] != msg.thread_id:
+        prior = stored.get(ev.id)
+        if prior is not None and prior.thread_id != msg.thread_id:
             ev.fail("conflict", "a message cannot move to another thread")
             continue
+        msg.ingest_hash = ev.hash
         built[ev.index] = msg
     creates = [ev for ev in creates if ev.index in built]
-    await ensure_threads(ctx, [built[ev.index] for ev in creates], creates)
+    await ensure_threads(batch, [built[ev.index] for ev in creates], creates)
     creates = [ev for ev in creates if ev.result is None]
 
-    by_thread: dict[str, list[Event]] = {}
-    for ev in creates:
-        by_thread.setdefault(built[ev.index].thread_id, []).append(ev)
-    await asyncio.gather(
-        *(reserve(ctx, tid, [built[e.index] for e in evs], evs) for tid, evs in by_thread.items())
+    inserted = await messages_service.insert_messages(
+        batch.org_id, [built[ev.index] for ev in creates], effects=batch.effects, known_new=True
     )
-    creates = [ev for ev in creates if ev.result is None]
+    for ev, done in zip(creates, inserted, strict=True):
+        if done.status == "created":
+            ev.done("created")
+        elif done.status == "exists":
+            ev.done("unchanged")  # the same event, stored by a concurrent retry of it
+        elif done.status == "not_found":
+            ev.fail("not_found", done.reason)
+        else:
+            ev.fail("write_failed", done.reason)
 
-    ops, order = [], []
-    for ev in creates:
-        msg = built[ev.index]
-        msg.ingest_hash = ev.hash
-        ops.append(InsertOne(stored(msg.stamped())))
-        order.append(ev)
-    mutable = {
-        "content",
-        "text",
-        "question_context",
-        "query_type",
-        "analysis_id",
-        "analysis",
-        "ai_metadata",
-        "execution_id",
-        "execution_status",
-        "status",
-        "error",
-        "has_error",
-        "references",
-        "metadata",
-    }
+    changes: list[tuple[Event, Change]] = []
     for ev in updates:
         if ev.index in built:
-            msg = built[ev.index]
-            ops.append(
-                UpdateOne({"org_id": ctx.org_id, "message_id": ev.id}, set_update(msg, mutable, ev))
-            )
-            order.append(ev)
-    await bulk(Message, ops, order)
-    for ev in order:
-        if ev.result is not None:
-            continue
-        msg = built[ev.index]
-        if ev in creates:
-            ev.done("created")
-            ctx.rollups.add(msg.user_id, msg.created_at, **analytics_counters(msg))
-            ctx.bump_user(msg.user_id, msg.created_at_ms, message_count=1)
+            prior, msg = stored[ev.id], built[ev.index]
+            msg.id, msg.seq, msg.user_id = prior.id, prior.seq, msg.user_id or prior.user_id
+            msg.deleted, msg.feedback = prior.deleted, prior.feedback
+            changes.append((ev, Change(prior, msg, MUTABLE | {"ingest_hash"})))
+    await messages_service.update_messages(
+        batch.org_id, [c for _, c in changes], effects=batch.effects
+    )
+    for ev, change in changes:
+        if change.status == "conflict":
+            ev.fail("conflict", f"message {ev.id!r} was written concurrently; retry")
         else:
             ev.done("updated")
-        ctx.messages_written.setdefault(ev.result.status, []).append(ev.id)
+    for ev in creates + [ev for ev, _ in changes]:
+        if ev.result is not None and ev.result.status != "error":
+            batch.messages_written.setdefault(ev.result.status, []).append(ev.id)
 
 
-async def ensure_threads(ctx: Context, msgs: list[Message], events: list[Event]) -> None:
+async def ensure_threads(batch: Batch, msgs: list[Message], events: list[Event]) -> None:
     """Create the threads that messages name but that do not exist yet (one bulk write)."""
     wanted = sorted({m.thread_id for m in msgs})
     if not wanted:
         return
-    found = await existing_docs(Thread, ctx.org_id, "thread_id", wanted, ("status",))
+    found = await existing_docs(Thread, batch.org_id, "thread_id", wanted, ("status",))
     missing: dict[str, Thread] = {}
     for msg, ev in zip(msgs, events, strict=True):
         prior = found.get(msg.thread_id)
@@ -132,102 +109,36 @@ async def ensure_threads(ctx: Context, msgs: list[Message], events: list[Event])
             )
             continue
         title = (msg.text.strip().splitlines() or ["Untitled conversation"])[0][:80]
-        thread = Thread(
-            org_id=ctx.org_id,
+        missing[msg.thread_id] = threads_service.new_thread(
+            batch.org_id,
+            msg.user_id,
             thread_id=msg.thread_id,
-            user_id=msg.user_id,
             title=title or "Untitled conversation",
             initial_source="ingest",
             created_at=msg.created_at,
         )
-        thread.last_activity_ms = to_ms(thread.created_at)
-        missing[msg.thread_id] = thread
-    if not missing:
-        return
-    # Plain inserts: on nx-27017 an upsert by a field other than `_id` scans the collection.
-    created = list(missing.values())
-    try:
-        await Thread.get_pymongo_collection().insert_many(
-            [stored(t.stamped()) for t in created], ordered=False
+    # A thread made meanwhile by a concurrent batch is skipped: that batch counts it.
+    await threads_service.create_threads(
+        batch.org_id, list(missing.values()), effects=batch.effects
+    )
+
+
+async def feedback(batch: Batch, events: list[Event]) -> None:
+    items = [
+        FeedbackGiven(
+            ev.id,
+            Feedback(**ev.data.model_dump(exclude={"message_id"}), submitted_at_ms=now_ms()),
         )
-    except BulkWriteError as exc:  # made meanwhile by a concurrent batch: it counts them
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        lost = {e["index"] for e in errors}
-        created = [t for i, t in enumerate(created) if i not in lost]
-    for t in created:
-        ctx.rollups.add(t.user_id, t.created_at, threads=1)
-        ctx.bump_user(t.user_id, 0, thread_count=1)
-
-
-async def reserve(ctx: Context, thread_id: str, msgs: list[Message], events: list[Event]) -> None:
-    """Reserve consecutive seqs for a thread's new messages and update its rollups, atomically."""
-    metas = [m.ai_metadata or AiMetadata() for m in msgs]
-    incs = {
-        "next_seq": len(msgs),
-        "message_count": len(msgs),
-        "total_tokens": sum(m.tokens() for m in metas),
-        "total_response_ms": sum(m.response_ms or 0 for m in metas),
-        "response_count": sum(m.response_ms is not None for m in metas),
-        "error_count": sum(m.has_error for m in msgs),
-    }
-    last = max(to_ms(m.created_at) for m in msgs)
-    doc = await Thread.get_pymongo_collection().find_one_and_update(
-        {"org_id": ctx.org_id, "thread_id": thread_id, "status": {"$in": ["active", "archived"]}},
-        {
-            "$inc": {k: v for k, v in incs.items() if v},
-            "$max": {"last_message_at_ms": last, "last_activity_ms": last, "updated_at_ms": last},
-        },
-        projection={"next_seq": 1, "user_id": 1},
-        return_document=ReturnDocument.AFTER,
-    )
-    if doc is None:
-        for ev in events:
-            ev.fail("not_found", f"thread {thread_id!r} not found")
-        return
-    first = doc["next_seq"] - len(msgs)
-    for offset, msg in enumerate(msgs):
-        msg.seq = first + offset
-        msg.user_id = msg.user_id or doc.get("user_id")
-
-
-async def feedback(ctx: Context, events: list[Event]) -> None:
-    existing = await existing_docs(
-        Message,
-        ctx.org_id,
-        "message_id",
-        [e.id for e in events],
-        ("feedback", "user_id", "created_at"),
-    )
-    ops, order = [], []
-    for ev in events:
-        prior = existing.get(ev.id)
-        if prior is None:
+        for ev in events
+    ]
+    await messages_service.give_feedback(batch.org_id, items, effects=batch.effects)
+    for ev, item in zip(events, items, strict=True):
+        if item.status == "not_found":
             ev.fail("not_found", f"message {ev.id!r} not found")
-            continue
-        old = Feedback.model_validate(prior["feedback"]) if prior.get("feedback") else None
-        new = Feedback(**ev.data.model_dump(exclude={"message_id"}), submitted_at_ms=now_ms())
-        same = old is not None and (old.is_helpful, old.rating, old.comment) == (
-            new.is_helpful,
-            new.rating,
-            new.comment,
-        )
-        if same:
-            ev.done("unchanged")
-            continue
-        ops.append(
-            UpdateOne(
-                {"org_id": ctx.org_id, "message_id": ev.id},
-                {"$set": {"feedback": new.model_dump(), "updated_at_ms": now_ms()}},
-            )
-        )
-        order.append((ev, old, new, prior))
-    await bulk(Message, ops, [o[0] for o in order])
-    for ev, old, new, prior in order:
-        if ev.result is not None:
-            continue
-        ev.done("updated" if old else "created")
-        delta = feedback_delta(old, new)
-        ctx.rollups.add(prior.get("user_id"), prior["created_at"], **delta)
-        ctx.audited(ev, f"feedback_{ev.result.status}", new.model_dump(mode="json"))
+        elif item.status == "conflict":
+            ev.fail("conflict", f"message {ev.id!r} was written concurrently; retry")
+        else:
+            ev.done(item.status)
+            if item.status != "unchanged":
+                after = item.feedback.model_dump(mode="json")
+                batch.audited(ev, f"feedback_{item.status}", after)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from pymongo import InsertOne
 
-from pymongo import InsertOne, ReplaceOne, UpdateOne
-
-from chatadmin.clock import now_ms, to_ms, utcnow
+from chatadmin.clock import to_ms
 from chatadmin.models import (
     Analysis,
     AuditLog,
@@ -16,21 +14,21 @@ from chatadmin.models import (
     User,
 )
 from chatadmin.models.analysis import AnalysisIn
-from chatadmin.models.context import ContextIn
-from chatadmin.models.execution import TRANSITIONS
 from chatadmin.models.user import email_key
-from chatadmin.services.contexts import DEFAULT_TTL_DAYS
-from chatadmin.services.ingest.events import Context, Event
+from chatadmin.services.contexts import ContextWrite, merge_contexts
+from chatadmin.services.executions import StatusChange, change_executions, create_executions
+from chatadmin.services.ingest.batch import Batch
+from chatadmin.services.ingest.events import Event
 from chatadmin.services.ingest.writes import (
     bulk,
     existing_docs,
     fields_of,
     given,
     plan,
-    set_update,
     stored,
     write_simple,
 )
+from chatadmin.services.threads import create_threads, new_thread
 
 USER_FIELDS = {"email", "username", "display_name", "role", "preferences", "metadata"}
 THREAD_FIELDS = {
@@ -45,14 +43,13 @@ THREAD_FIELDS = {
     "metadata",
 }
 ANALYSIS_FIELDS = set(AnalysisIn.model_fields) - {"analysis_id"}
-CONTEXT_FIELDS = set(ContextIn.model_fields)
 
 
-async def users(ctx: Context, events: list[Event]) -> None:
+async def users(batch: Batch, events: list[Event]) -> None:
     def build(ev: Event) -> User:
         fields = fields_of(ev, "user_id")
         last_login = fields.pop("last_login", None)
-        user = User(org_id=ctx.org_id, user_id=ev.id, **fields)
+        user = User(org_id=batch.org_id, user_id=ev.id, **fields)
         user.last_login_ms = to_ms(last_login) if last_login else 0
         user.email_key = email_key(user.email, user.user_id)
         return user
@@ -65,68 +62,59 @@ async def users(ctx: Context, events: list[Event]) -> None:
             | ({"last_login_ms"} if "last_login" in given else set())
         )
 
-    await write_simple(ctx, events, User, build, names, "user_id")
+    await write_simple(batch, events, User, build, names, "user_id")
 
 
-async def threads(ctx: Context, events: list[Event]) -> None:
-    def build(ev: Event) -> Thread:
-        thread = Thread(org_id=ctx.org_id, thread_id=ev.id, **fields_of(ev, "thread_id"))
-        thread.last_activity_ms = to_ms(thread.created_at)
-        return thread
-
-    await write_simple(ctx, events, Thread, build, given(THREAD_FIELDS), "thread_id")
-    for ev in events:
-        if ev.result and ev.result.status == "created":
-            ctx.rollups.add(ev.data.user_id, ev.data.created_at or utcnow(), threads=1)
-            ctx.bump_user(ev.data.user_id, 0, thread_count=1)
-
-
-async def analyses(ctx: Context, events: list[Event]) -> None:
-    def build(ev: Event) -> Analysis:
-        return Analysis(org_id=ctx.org_id, analysis_id=ev.id, **fields_of(ev, "analysis_id"))
-
-    await write_simple(ctx, events, Analysis, build, given(ANALYSIS_FIELDS), "analysis_id")
-
-
-async def contexts(ctx: Context, events: list[Event]) -> None:
-    def build(ev: Event) -> ChatContext:
-        expires = utcnow() + timedelta(days=DEFAULT_TTL_DAYS)
-        return ChatContext(
-            org_id=ctx.org_id,
-            context_id=ev.id,
-            expires_at=expires,
-            expires_at_ms=to_ms(expires),
-            **fields_of(ev, "context_id"),
-        )
-
-    existing = await existing_docs(
-        ChatContext,
-        ctx.org_id,
-        "context_id",
-        [e.id for e in events],
-        ("created_at", "created_at_ms"),
-    )
+async def threads(batch: Batch, events: list[Event]) -> None:
+    existing = await existing_docs(Thread, batch.org_id, "thread_id", [e.id for e in events])
     creates, updates = plan(events, existing)
-    ops, order = [], []
-    for ev in creates + updates:
-        doc = build(ev)
-        doc.ingest_hash = ev.hash
-        prior = existing.get(ev.id)
-        if prior is not None:  # written whole: its expiry (a date) changes
-            doc.id, doc.created_at = prior["_id"], prior["created_at"]
-            ops.append(ReplaceOne({"_id": prior["_id"]}, stored(doc.stamped())))
+    made = [
+        new_thread(batch.org_id, thread_id=ev.id, **fields_of(ev, "thread_id")) for ev in creates
+    ]
+    for thread, ev in zip(made, creates, strict=True):
+        thread.ingest_hash = ev.hash
+    stored = {t.thread_id for t in await create_threads(batch.org_id, made, effects=batch.effects)}
+    for ev in creates:
+        if ev.id in stored:
+            ev.done("created")
+            batch.audited(ev, "thread_created")
+        else:  # made meanwhile by a concurrent batch: it is an update now
+            updates.append(ev)
+    await write_simple(batch, updates, Thread, _thread_of(batch), given(THREAD_FIELDS), "thread_id")
+
+
+def _thread_of(batch: Batch):
+    return lambda ev: new_thread(batch.org_id, thread_id=ev.id, **fields_of(ev, "thread_id"))
+
+
+async def analyses(batch: Batch, events: list[Event]) -> None:
+    def build(ev: Event) -> Analysis:
+        return Analysis(org_id=batch.org_id, analysis_id=ev.id, **fields_of(ev, "analysis_id"))
+
+    await write_simple(batch, events, Analysis, build, given(ANALYSIS_FIELDS), "analysis_id")
+
+
+async def contexts(batch: Batch, events: list[Event]) -> None:
+    existing = await existing_docs(ChatContext, batch.org_id, "context_id", [e.id for e in events])
+    creates, updates = plan(events, existing)
+    todo = creates + updates
+    writes = [
+        ContextWrite(
+            ev.id, ev.data.model_dump(include=ev.data.model_fields_set - {"context_id"}), ev.hash
+        )
+        for ev in todo
+    ]
+    await merge_contexts(batch.org_id, writes, ttl_days=batch.context_ttl_days)
+    for ev, w in zip(todo, writes, strict=True):
+        if w.status == "conflict":
+            ev.fail("conflict", f"context {ev.id!r} was written concurrently; retry")
         else:
-            ops.append(InsertOne(stored(doc.stamped())))
-        order.append(ev)
-    await bulk(ChatContext, ops, order)
-    for ev in order:
-        if ev.result is None:
-            ev.done("created" if ev in creates else "updated")
-            ctx.audited(ev, f"context_{ev.result.status}")
+            ev.done(w.status)
+            batch.audited(ev, f"context_{w.status}")
 
 
-async def audit_events(ctx: Context, events: list[Event]) -> None:
-    existing = await existing_docs(AuditLog, ctx.org_id, "audit_id", [e.id for e in events])
+async def audit_events(batch: Batch, events: list[Event]) -> None:
+    existing = await existing_docs(AuditLog, batch.org_id, "audit_id", [e.id for e in events])
     creates, updates = plan(events, existing)
     for ev in updates:
         ev.fail("conflict", f"audit entry {ev.id!r} exists with other data (append-only)")
@@ -134,7 +122,7 @@ async def audit_events(ctx: Context, events: list[Event]) -> None:
         InsertOne(
             stored(
                 AuditLog(
-                    org_id=ctx.org_id,
+                    org_id=batch.org_id,
                     audit_id=ev.id,
                     ingest_hash=ev.hash,
                     **fields_of(ev, "audit_id"),
@@ -149,62 +137,40 @@ async def audit_events(ctx: Context, events: list[Event]) -> None:
             ev.done("created")
 
 
-async def executions(ctx: Context, events: list[Event]) -> None:
-    existing = await existing_docs(
-        Execution,
-        ctx.org_id,
-        "execution_id",
-        [e.id for e in events],
-        ("status", "started_at_ms", "user_id", "created_at"),
-    )
+async def executions(batch: Batch, events: list[Event]) -> None:
+    existing = await existing_docs(Execution, batch.org_id, "execution_id", [e.id for e in events])
     creates, updates = plan(events, existing)
-    ops, order = [], []
-    now = now_ms()
-    for ev in creates:
-        run = Execution(org_id=ctx.org_id, execution_id=ev.id, **fields_of(ev, "execution_id"))
-        if run.status != "pending":
-            run.started_at_ms = now
-        if run.status in ("success", "failed"):
-            run.completed_at_ms = now
-        run.ingest_hash = ev.hash
-        ops.append(InsertOne(stored(run.stamped())))
-        order.append(ev)
-    for ev in updates:
-        prior = existing[ev.id]
-        target = ev.data.status
-        if target != prior["status"] and target not in TRANSITIONS[prior["status"]]:
-            ev.fail("invalid_transition", f"execution cannot go from {prior['status']} to {target}")
-            continue
-        run = Execution(org_id=ctx.org_id, execution_id=ev.id, **fields_of(ev, "execution_id"))
-        names = ev.data.model_fields_set - {"execution_id"}
-        if target != prior["status"]:
-            if target == "running":
-                run.started_at_ms = now
-                names.add("started_at_ms")
-            else:
-                run.completed_at_ms = now
-                names.add("completed_at_ms")
-                if "execution_ms" not in names and prior.get("started_at_ms"):
-                    run.execution_ms = now - prior["started_at_ms"]
-                    names.add("execution_ms")
-        ops.append(
-            UpdateOne(
-                {"org_id": ctx.org_id, "execution_id": ev.id, "status": prior["status"]},
-                set_update(run, names, ev),
-            )
+    runs = [
+        Execution(
+            org_id=batch.org_id,
+            execution_id=ev.id,
+            ingest_hash=ev.hash,
+            **fields_of(ev, "execution_id"),
         )
-        order.append(ev)
-    await bulk(Execution, ops, order)
-    for ev in order:
-        if ev.result is None:
-            ev.done("created" if ev in creates else "updated")
-            ctx.audited(ev, f"execution_{ev.result.status}", {"status": ev.data.status})
-            if ev.data.status in ("success", "failed"):
-                user = ev.data.user_id or existing.get(ev.id, {}).get("user_id")
-                ctx.rollups.add(
-                    user,
-                    utcnow(),
-                    executions_success=int(ev.data.status == "success"),
-                    executions_failed=int(ev.data.status == "failed"),
-                    execution_ms_sum=ev.data.execution_ms or 0,
-                )
+        for ev in creates
+    ]
+    stored = {
+        r.execution_id for r in await create_executions(batch.org_id, runs, effects=batch.effects)
+    }
+    for ev in creates:
+        if ev.id in stored:
+            ev.done("created")
+            batch.audited(ev, "execution_created", {"status": ev.data.status})
+        else:
+            ev.fail("conflict", f"execution {ev.id!r} was created concurrently; retry")
+    changes = [
+        StatusChange(
+            ev.id,
+            ev.data.status,
+            ev.data.model_dump(include=ev.data.model_fields_set - {"execution_id", "status"}),
+            ev.hash,
+        )
+        for ev in updates
+    ]
+    await change_executions(batch.org_id, changes, effects=batch.effects)
+    for ev, ch in zip(updates, changes, strict=True):
+        if ch.outcome == "updated":
+            ev.done("updated")
+            batch.audited(ev, "execution_updated", {"status": ch.status})
+        else:
+            ev.fail(ch.outcome, ch.message)

@@ -1,20 +1,15 @@
-"""The ingest event schemas, validation and idempotency hash, and the batch context."""
+"""The ingest event schemas (one per event type), an event being applied, its validation and
+its idempotency hash."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from pymongo import UpdateOne
 
-from chatadmin.clock import utcnow
-from chatadmin.models import (
-    AuditLog,
-    User,
-)
 from chatadmin.models.analysis import AnalysisIn
 from chatadmin.models.audit import AuditIn
 from chatadmin.models.base import ClientId
@@ -24,7 +19,6 @@ from chatadmin.models.message import FeedbackIn, MessageIn
 from chatadmin.models.schema import ApiIn
 from chatadmin.models.thread import ThreadIn
 from chatadmin.models.user import UserIn
-from chatadmin.services import analytics
 
 EVENT_TYPES = ("user", "thread", "analysis", "execution", "message", "feedback", "context", "audit")
 Status = Literal["created", "updated", "unchanged", "error"]
@@ -140,80 +134,6 @@ class Event:
             id=self.id,
             status="error",
             error=EventError(code=code, message=message, details=details or []),
-        )
-
-
-@dataclass
-class Context:
-    """What one batch shares while it is applied."""
-
-    org_id: str
-    actor_id: str
-    max_message_bytes: int
-    ip_address: str | None = None
-    user_agent: str | None = None
-    rollups: analytics.Batch = field(default_factory=analytics.Batch)
-    audit: list[dict] = field(default_factory=list)
-
-    users: dict[str, tuple[dict[str, int], int]] = field(default_factory=dict)
-
-    def bump_user(self, user_id: str | None, active_ms: int, **incs: int) -> None:
-        """Count a user's new threads and messages, flushed once per batch."""
-        if not user_id:
-            return
-        counts, last = self.users.get(user_id, ({}, 0))
-        for name, amount in incs.items():
-            counts[name] = counts.get(name, 0) + amount
-        self.users[user_id] = (counts, max(last, active_ms))
-
-    async def flush_users(self) -> None:
-        ops = [
-            UpdateOne(
-                {"org_id": self.org_id, "user_id": uid},
-                {"$inc": counts, "$max": {"last_active_at_ms": last}},
-            )
-            for uid, (counts, last) in self.users.items()
-        ]
-        if ops:
-            await User.get_pymongo_collection().bulk_write(ops, ordered=False)
-
-    # Messages are audited once per batch (ids in the entry), not one entry per message.
-    messages_written: dict[str, list[str]] = field(default_factory=dict)
-
-    def audit_messages(self) -> None:
-        """One audit entry per outcome for the batch's messages, naming their ids."""
-        for status, ids in self.messages_written.items():
-            self.audit.append(
-                AuditLog(
-                    org_id=self.org_id,
-                    actor_type="api_key",
-                    actor_id=self.actor_id,
-                    action=f"messages_{status}",
-                    resource_type="message",
-                    after={"count": len(ids)},
-                    ip_address=self.ip_address,
-                    user_agent=self.user_agent,
-                    created_at=utcnow(),
-                    metadata={"via": "ingest", "message_ids": ids},
-                ).stamped()
-            )
-
-    def audited(self, event: Event, action: str, after: dict | None = None) -> None:
-        now = utcnow()
-        self.audit.append(
-            AuditLog(
-                org_id=self.org_id,
-                actor_type="api_key",
-                actor_id=self.actor_id,
-                action=action,
-                resource_type=event.type,
-                resource_id=event.id,
-                after=after,
-                ip_address=self.ip_address,
-                user_agent=self.user_agent,
-                created_at=now,
-                metadata={"via": "ingest", "index": event.index},
-            ).stamped()
         )
 
 

@@ -9,7 +9,8 @@ from pymongo.errors import BulkWriteError
 
 from chatadmin.clock import now_ms
 from chatadmin.models.base import TenantDocument
-from chatadmin.services.ingest.events import Context, Event
+from chatadmin.services.ingest.batch import Batch
+from chatadmin.services.ingest.events import Event
 
 
 async def bulk(model: type[TenantDocument], ops: list, events: list[Event]) -> None:
@@ -75,7 +76,7 @@ def set_update(doc: TenantDocument, names: set[str], ev: Event) -> dict:
 
 
 async def write_simple(
-    ctx: Context,
+    ctx: Batch,
     events: list[Event],
     model: type[TenantDocument],
     build: Callable[[Event], TenantDocument],
