@@ -17,9 +17,9 @@ from beanie import Document
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette_admin import BaseModelView
+from starlette_admin import BaseModelView, row_action
 from starlette_admin.contrib.beanie.filters import build_filter_query
-from starlette_admin.exceptions import FormValidationError
+from starlette_admin.exceptions import ActionFailed, FormValidationError
 from starlette_admin.fields import BaseField, DateTimeField, JSONField
 from starlette_admin.filters import FilterGroup
 from starlette_admin.helpers import pydantic_error_to_form_validation_errors
@@ -384,6 +384,34 @@ class DocumentView(BaseModelView):
             resource=audit.Resource(self.document.RESOURCE, None, org),
             metadata=metadata,
         )
+
+
+class SoftDeleteView(DocumentView):
+    """A view over a collection with soft deletes: deleting hides the row everywhere (the
+    service keeps the counters in step) and the restore row action brings it back."""
+
+    async def restore_model(self, request: Request, doc: Any) -> Any:
+        """Undo `delete_model` through the collection's service."""
+        raise NotImplementedError
+
+    @row_action(
+        "restore",
+        "Restore",
+        icon_class="fa fa-trash-arrow-up",
+        confirmation="Restore this deleted row?",
+        submit_btn_text="Restore",
+    )
+    async def restore(self, request: Request, pk: Any) -> str:
+        self._require_admin(request)
+        doc = await self.document.find_one({"_id": str(pk), **self.scope(request)})
+        if doc is None:
+            raise ActionFailed("This row no longer exists.")
+        try:
+            restored = await self.restore_model(request, doc)
+        except ChatAdminError as exc:
+            raise ActionFailed(str(exc)) from exc
+        await self._audit(request, "admin_restore", doc, _public(doc), _public(restored))
+        return "Restored."
 
 
 def _blank_form_value(doc: Any, name: str, value: Any) -> bool:

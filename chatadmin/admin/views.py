@@ -11,7 +11,7 @@ from starlette_admin.fields import EnumField, PasswordField, StringField
 from starlette_admin.flash import flash
 
 from chatadmin.admin import roles
-from chatadmin.admin.base import DocumentView
+from chatadmin.admin.base import DocumentView, SoftDeleteView
 from chatadmin.exceptions import ChatAdminError, InvalidTransition
 from chatadmin.models import (
     AdminUser,
@@ -39,7 +39,7 @@ thread (visible to staff only)</label><textarea class="form-control" id="note" n
 rows="4" maxlength="5000" required></textarea></div></form>"""
 
 
-class ThreadView(DocumentView):
+class ThreadView(SoftDeleteView):
     document = Thread
     key = "threads"
     display_name = "Threads"
@@ -92,26 +92,8 @@ class ThreadView(DocumentView):
     async def delete_model(self, request: Request, doc: Any) -> None:
         await threads.soft_delete(doc.org_id, doc.thread_id)
 
-    @row_action(
-        "restore",
-        "Restore",
-        icon_class="fa fa-trash-arrow-up",
-        confirmation="Restore this thread?",
-        submit_btn_text="Restore",
-    )
-    async def restore(self, request: Request, pk: Any) -> str:
-        self._require_admin(request)
-        doc = await self.document.find_one({"_id": str(pk), **self.scope(request)})
-        if doc is None:
-            raise ActionFailed("This thread no longer exists.")
-        try:
-            await threads.restore(doc.org_id, doc.thread_id)
-        except ChatAdminError as exc:
-            raise ActionFailed(str(exc)) from exc
-        await self._audit(
-            request, "admin_restore", doc, {"status": "deleted"}, {"status": "active"}
-        )
-        return "Thread restored."
+    async def restore_model(self, request: Request, doc: Any) -> Any:
+        return await threads.restore(doc.org_id, doc.thread_id)
 
     fields_default_sort: ClassVar = [("created_at_ms", True)]
     sortable_fields: ClassVar = ["created_at", "message_count", "total_tokens", "title"]
@@ -148,7 +130,7 @@ class ThreadView(DocumentView):
         return await super().is_row_action_allowed(request, name)
 
 
-class MessageView(DocumentView):
+class MessageView(SoftDeleteView):
     document = Message
     key = "messages"
     display_name = "Messages"
@@ -208,24 +190,8 @@ class MessageView(DocumentView):
     async def delete_model(self, request: Request, doc: Any) -> None:
         await messages.soft_delete(doc.org_id, doc.message_id)
 
-    @row_action(
-        "restore",
-        "Restore",
-        icon_class="fa fa-trash-arrow-up",
-        confirmation="Restore this message?",
-        submit_btn_text="Restore",
-    )
-    async def restore(self, request: Request, pk: Any) -> str:
-        self._require_admin(request)
-        doc = await self.document.find_one({"_id": str(pk), **self.scope(request)})
-        if doc is None:
-            raise ActionFailed("This message no longer exists.")
-        try:
-            await messages.restore(doc.org_id, doc.message_id)
-        except ChatAdminError as exc:
-            raise ActionFailed(str(exc)) from exc
-        await self._audit(request, "admin_restore", doc, {"deleted": True}, {"deleted": False})
-        return "Message restored."
+    async def restore_model(self, request: Request, doc: Any) -> Any:
+        return await messages.restore(doc.org_id, doc.message_id)
 
     text_search = True  # the search box runs a full-text search over message text
     sortable_fields: ClassVar = ["created_at", "seq"]

@@ -15,27 +15,14 @@ from pydantic import BaseModel
 from chatadmin.models.base import StorageSettings, TenantDocument, UtcDatetime, index
 
 ORG_WIDE = "*"
-COUNTERS = (
-    "messages",
-    "user_messages",
-    "assistant_messages",
-    "threads",
-    "tokens_input",
-    "tokens_output",
-    "tokens_total",
-    "response_ms_sum",
-    "response_count",
-    "errors",
-    "feedback_count",
-    "helpful_count",
-    "unhelpful_count",
-    "rating_sum",
-    "rating_count",
-    "comment_count",
-    "executions_success",
-    "executions_failed",
-    "execution_ms_sum",
-)
+# What messages add (feedback apart), what feedback adds, what finished executions add.
+MESSAGE_COUNTERS = ("messages", "user_messages", "assistant_messages", "threads", "tokens_input",
+                    "tokens_output", "tokens_total", "response_ms_sum", "response_count",
+                    "errors")  # fmt: skip
+FEEDBACK_COUNTERS = ("feedback_count", "helpful_count", "unhelpful_count", "rating_sum",
+                     "rating_count", "comment_count")  # fmt: skip
+EXECUTION_COUNTERS = ("executions_success", "executions_failed", "execution_ms_sum")
+COUNTERS = MESSAGE_COUNTERS + FEEDBACK_COUNTERS + EXECUTION_COUNTERS
 
 
 class AnalyticsCounters(BaseModel):

@@ -13,7 +13,7 @@ from pymongo.errors import BulkWriteError
 
 from chatadmin.clock import day_start, days_between, stamp, to_ms, utcnow
 from chatadmin.models import DailyAnalytics
-from chatadmin.models.analytics import COUNTERS, ORG_WIDE, AnalyticsSummary
+from chatadmin.models.analytics import COUNTERS, FEEDBACK_COUNTERS, ORG_WIDE, AnalyticsSummary
 from chatadmin.models.base import new_id
 from chatadmin.models.message import AiMetadata, Feedback, Message
 
@@ -34,16 +34,6 @@ def message_counters(message: Message, sign: int = 1) -> dict[str, int]:
         **feedback_counters(message.feedback),
     }
     return {k: sign * v for k, v in counts.items()}
-
-
-FEEDBACK_COUNTERS = (
-    "feedback_count",
-    "helpful_count",
-    "unhelpful_count",
-    "rating_sum",
-    "rating_count",
-    "comment_count",
-)
 
 
 def feedback_counters(fb: Feedback | None) -> dict[str, int]:

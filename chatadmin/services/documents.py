@@ -1,4 +1,5 @@
-"""Whole-document writes, for documents whose datetime fields change (expiry times).
+"""Writes shared by the services: inserts of new documents in bulk, and whole-document writes
+for documents whose datetime fields change (expiry times).
 
 Update operators never carry datetimes (nx-27017 stores them as strings), so a document whose
 datetime changes is written whole: inserted, or replaced by `_id`, keeping its identity.
@@ -8,11 +9,29 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from chatadmin.models.base import TimestampedDocument
 
 D = TypeVar("D", bound=TimestampedDocument)
+
+
+async def insert_new(model: type[TimestampedDocument], docs: list[D]) -> list[D]:
+    """Insert documents in one unordered write; returns those stored (one whose unique key is
+    taken, by an earlier or a concurrent write, is left out)."""
+    if not docs:
+        return []
+    try:
+        await model.get_pymongo_collection().insert_many(
+            [d.stamped().storage_fields() for d in docs], ordered=False
+        )
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != 11000 for e in errors):
+            raise
+        lost = {e["index"] for e in errors}
+        return [d for i, d in enumerate(docs) if i not in lost]
+    return list(docs)
 
 
 async def write_whole(doc: D, key: dict, keep: tuple[str, ...] = ()) -> D:

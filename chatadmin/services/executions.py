@@ -12,14 +12,14 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pymongo import InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo import UpdateOne
 
 from chatadmin.clock import now_ms
 from chatadmin.exceptions import Conflict, InvalidTransition, NotFound
 from chatadmin.models import Execution, Message
 from chatadmin.models.execution import TRANSITIONS
 from chatadmin.services import analytics
+from chatadmin.services.documents import insert_new
 from chatadmin.services.effects import Effects
 
 FINAL_FIELDS = {
@@ -51,18 +51,7 @@ async def create_executions(
             stamped = _timed({"execution_ms": run.execution_ms}, run.status, 0, now)
             for name, value in stamped.items():
                 setattr(run, name, value)
-    created = list(runs)
-    if runs:
-        try:
-            await Execution.get_pymongo_collection().bulk_write(
-                [InsertOne(r.stamped().storage_fields()) for r in runs], ordered=False
-            )
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
-                raise
-            lost = {e["index"] for e in errors}
-            created = [r for i, r in enumerate(runs) if i not in lost]
+    created = await insert_new(Execution, runs)
     await _follow(org_id, created, effects)
     return created
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError
 
 from chatadmin.clock import now_ms, stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Thread
 from chatadmin.models.base import ms_property, new_id
 from chatadmin.models.thread import LIVE_STATUSES, THREAD_LIST_EXCLUDE, THREAD_STATUSES
+from chatadmin.services.documents import insert_new
 from chatadmin.services.effects import Effects
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
 
@@ -64,19 +64,7 @@ async def create_threads(
     Side effects: the owner's `thread_count` and the day's `threads` counter. Plain inserts,
     not upserts: on nx-27017 an upsert by a field other than `_id` scans the collection.
     """
-    if not batch:
-        return []
-    created = list(batch)
-    try:
-        await _collection().insert_many(
-            [t.stamped().storage_fields() for t in batch], ordered=False
-        )
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        lost = {e["index"] for e in errors}
-        created = [t for i, t in enumerate(batch) if i not in lost]
+    created = await insert_new(Thread, batch)
     own = effects is None
     effects = effects or Effects(org_id)
     for t in created:
@@ -181,23 +169,32 @@ async def rename(org_id: str, thread_id: str, title: str) -> Thread:
     return await _update(org_id, thread_id, LIVE, {"title": title})
 
 
+def status_fields(status: str, now: int | None = None) -> dict[str, Any]:
+    """What a move to `status` sets, whichever door moves it: the status and when it was
+    reached (an archive or delete time is cleared when the thread becomes active again)."""
+    now = now_ms() if now is None else now
+    if status == "archived":
+        return {"status": status, "archived_at_ms": now}
+    if status == "deleted":
+        return {"status": status, "deleted_at_ms": now}
+    return {"status": status, "archived_at_ms": 0, "deleted_at_ms": 0}
+
+
 async def archive(org_id: str, thread_id: str) -> Thread:
-    return await _update(
-        org_id, thread_id, ["active"], {"status": "archived", "archived_at_ms": now_ms()}
-    )
+    return await _update(org_id, thread_id, ["active"], status_fields("archived"))
 
 
 async def unarchive(org_id: str, thread_id: str) -> Thread:
-    return await _update(org_id, thread_id, ["archived"], {"status": "active", "archived_at_ms": 0})
+    return await _update(org_id, thread_id, ["archived"], status_fields("active"))
 
 
 async def soft_delete(org_id: str, thread_id: str) -> Thread:
     """Mark deleted: reads then answer NotFound until restored; messages stay stored."""
-    return await _update(org_id, thread_id, LIVE, {"status": "deleted", "deleted_at_ms": now_ms()})
+    return await _update(org_id, thread_id, LIVE, status_fields("deleted"))
 
 
 async def restore(org_id: str, thread_id: str) -> Thread:
-    return await _update(org_id, thread_id, ["deleted"], {"status": "active", "deleted_at_ms": 0})
+    return await _update(org_id, thread_id, ["deleted"], status_fields("active"))
 
 
 async def pin(org_id: str, thread_id: str, pinned: bool = True) -> Thread:

@@ -14,7 +14,9 @@ from chatadmin.models import (
     User,
 )
 from chatadmin.models.analysis import AnalysisIn
+from chatadmin.models.thread import ThreadIn
 from chatadmin.models.user import email_key
+from chatadmin.services import threads as threads_service
 from chatadmin.services.contexts import ContextWrite, merge_contexts
 from chatadmin.services.executions import StatusChange, change_executions, create_executions
 from chatadmin.services.ingest.batch import Batch
@@ -31,17 +33,7 @@ from chatadmin.services.ingest.writes import (
 from chatadmin.services.threads import create_threads, new_thread
 
 USER_FIELDS = {"email", "username", "display_name", "role", "preferences", "metadata"}
-THREAD_FIELDS = {
-    "title",
-    "description",
-    "type",
-    "status",
-    "is_pinned",
-    "is_favorited",
-    "tags",
-    "initial_source",
-    "metadata",
-}
+THREAD_FIELDS = (threads_service.EDITABLE & set(ThreadIn.model_fields)) | {"status"}
 ANALYSIS_FIELDS = set(AnalysisIn.model_fields) - {"analysis_id"}
 
 
@@ -80,11 +72,25 @@ async def threads(batch: Batch, events: list[Event]) -> None:
             batch.audited(ev, "thread_created")
         else:  # made meanwhile by a concurrent batch: it is an update now
             updates.append(ev)
-    await write_simple(batch, updates, Thread, _thread_of(batch), given(THREAD_FIELDS), "thread_id")
+    await write_simple(batch, updates, Thread, _thread_of(batch), _thread_names, "thread_id")
 
 
 def _thread_of(batch: Batch):
-    return lambda ev: new_thread(batch.org_id, thread_id=ev.id, **fields_of(ev, "thread_id"))
+    def build(ev: Event) -> Thread:
+        thread = new_thread(batch.org_id, thread_id=ev.id, **fields_of(ev, "thread_id"))
+        if "status" in ev.data.model_fields_set:
+            for name, value in threads_service.status_fields(thread.status).items():
+                setattr(thread, name, value)
+        return thread
+
+    return build
+
+
+def _thread_names(ev: Event) -> set[str]:
+    names = ev.data.model_fields_set & THREAD_FIELDS
+    if "status" in names:
+        names |= set(threads_service.status_fields(ev.data.status))
+    return names
 
 
 async def analyses(batch: Batch, events: list[Event]) -> None:
