@@ -89,6 +89,36 @@ async def test_concurrent_find_one_and_update_inc_hands_out_distinct_values(coll
     assert sorted(values) == list(range(1, 41))
 
 
+async def test_push_each_slice_of_strings_keeps_the_newest(coll):
+    """Seq claims: a thread keeps the newest claims of its messages (services/messages.py)."""
+    await coll.insert_one({"_id": "t", "claims": []})
+    for batch in (["a", "b", "c"], ["d", "e"]):
+        await coll.update_one({"_id": "t"}, {"$push": {"claims": {"$each": batch, "$slice": -4}}})
+    assert (await coll.find_one({"_id": "t"}))["claims"] == ["b", "c", "d", "e"]
+    await coll.update_one({"_id": "t"}, {"$pull": {"claims": {"$in": ["c", "zz"]}}})
+    assert (await coll.find_one({"_id": "t"}))["claims"] == ["b", "d", "e"]
+
+
+async def test_nin_on_an_array_field_guards_a_concurrent_claim(coll):
+    """Of concurrent claims of the same ids, exactly one matches `$nin` and reserves seqs."""
+    await coll.insert_one({"_id": "t", "next_seq": 0, "claims": ["old"]})
+    claims = ["m1", "m2"]
+
+    async def claim():
+        return await coll.find_one_and_update(
+            {"_id": "t", "claims": {"$nin": claims}},
+            {"$inc": {"next_seq": 2}, "$push": {"claims": {"$each": claims, "$slice": -1024}}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    won = [r for r in await asyncio.gather(*(claim() for _ in range(8))) if r is not None]
+    assert len(won) == 1 and won[0]["next_seq"] == 2
+    stored = await coll.find_one({"_id": "t"})
+    assert stored["claims"] == ["old", "m1", "m2"] and stored["next_seq"] == 2
+    partly = await coll.find_one({"_id": "t", "claims": {"$nin": ["m2", "m3"]}})
+    assert partly is None  # any one of the ids taken is enough to refuse
+
+
 async def test_max_on_integers_only_raises(coll):
     await coll.insert_one({"_id": "m", "ms": 10})
     await coll.update_one({"_id": "m"}, {"$max": {"ms": 5}})
