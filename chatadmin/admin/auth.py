@@ -30,13 +30,7 @@ def client_ip(request: Request) -> str | None:
 
 def staff_actor(request: Request, username: str) -> audit.Actor:
     """An admin user as the actor of what they do in the admin."""
-    return audit.Actor(
-        "admin",
-        username,
-        ip_address=client_ip(request),
-        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
-        via="admin",
-    )
+    return audit.Actor.of_request(request, "admin", username, via="admin")
 
 
 async def audit_admin(

@@ -55,20 +55,10 @@ async def authorize(request: Request, scope: str) -> ApiKey:
     return key
 
 
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def actor(request: Request) -> audit.Actor:
     """The API key of the request as the actor of its writes."""
     key: ApiKey = request.state.api_key
-    return audit.Actor(
-        "api_key",
-        key.key_id,
-        ip_address=client_ip(request),
-        user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
-        via="api",
-    )
+    return audit.Actor.of_request(request, "api_key", key.key_id, via="api")
 
 
 async def record(

@@ -30,6 +30,17 @@ class Actor:
     user_agent: str | None = None
     via: str | None = None  # the door: "api", "ingest", "admin", "cli"
 
+    @classmethod
+    def of_request(cls, request: Any, type: str, id: str, via: str) -> Actor:
+        """An actor acting through an HTTP request: its client address and user agent."""
+        return cls(
+            type,
+            id,
+            ip_address=request.client.host if request.client else None,
+            user_agent=(request.headers.get("user-agent") or "")[:1000] or None,
+            via=via,
+        )
+
 
 @dataclass(frozen=True)
 class Resource:

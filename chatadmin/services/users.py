@@ -25,6 +25,25 @@ UPDATABLE = {
 INSERT_FIELDS = UPDATABLE | {"email_key", "message_count", "thread_count", "last_active_at_ms"}
 
 
+def new_user(org_id: str, user_id: str, **fields: Any) -> User:
+    """A validated user with its derived fields: the last login as epoch ms, the email key."""
+    last_login = fields.pop("last_login", None)
+    user = User(org_id=org_id, user_id=str(user_id), **fields)
+    user.last_login_ms = to_ms(last_login) if last_login else 0
+    user.email_key = email_key(user.email, user.user_id)
+    return user
+
+
+def written(given: set[str]) -> set[str]:
+    """The stored fields a write of the `given` input fields sets."""
+    names = given & UPDATABLE
+    if "email" in given:
+        names.add("email_key")
+    if "last_login" in given:
+        names.add("last_login_ms")
+    return names
+
+
 async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, bool]:
     """Create the user or update the given fields; returns (user, created)."""
     if "last_login" in fields:  # a datetime; stored as epoch ms (update operators carry no dates)
@@ -39,7 +58,7 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
     user = User.model_validate({**(current.model_dump(by_alias=True) if current else {}),
                                 **fields, **key})  # fmt: skip
     user.email_key = email_key(user.email, user.user_id)
-    given = set(fields) | ({"email_key"} if "email" in fields else set())
+    given = written(set(fields))
     now = utcnow()
     insert_only = {
         "_id": new_id(),

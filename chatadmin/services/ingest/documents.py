@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pymongo import InsertOne
 
-from chatadmin.clock import to_ms
 from chatadmin.models import (
     Analysis,
     AuditLog,
@@ -15,8 +14,8 @@ from chatadmin.models import (
 )
 from chatadmin.models.analysis import AnalysisIn
 from chatadmin.models.thread import ThreadIn
-from chatadmin.models.user import email_key
 from chatadmin.services import threads as threads_service
+from chatadmin.services import users as users_service
 from chatadmin.services.contexts import ContextWrite, merge_contexts
 from chatadmin.services.executions import StatusChange, change_executions, create_executions
 from chatadmin.services.ingest.batch import Batch
@@ -32,27 +31,16 @@ from chatadmin.services.ingest.writes import (
 )
 from chatadmin.services.threads import create_threads, new_thread
 
-USER_FIELDS = {"email", "username", "display_name", "role", "preferences", "metadata"}
 THREAD_FIELDS = (threads_service.EDITABLE & set(ThreadIn.model_fields)) | {"status"}
 ANALYSIS_FIELDS = set(AnalysisIn.model_fields) - {"analysis_id"}
 
 
 async def users(batch: Batch, events: list[Event]) -> None:
     def build(ev: Event) -> User:
-        fields = fields_of(ev, "user_id")
-        last_login = fields.pop("last_login", None)
-        user = User(org_id=batch.org_id, user_id=ev.id, **fields)
-        user.last_login_ms = to_ms(last_login) if last_login else 0
-        user.email_key = email_key(user.email, user.user_id)
-        return user
+        return users_service.new_user(batch.org_id, ev.id, **fields_of(ev, "user_id"))
 
     def names(ev: Event) -> set[str]:
-        given = ev.data.model_fields_set
-        return (
-            (given & USER_FIELDS)
-            | ({"email_key"} if "email" in given else set())
-            | ({"last_login_ms"} if "last_login" in given else set())
-        )
+        return users_service.written(ev.data.model_fields_set)
 
     await write_simple(batch, events, User, build, names, "user_id")
 
