@@ -26,6 +26,8 @@ from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.migrations import migrate
 from chatadmin.realtime import store
+from chatadmin.realtime.guard import Realtime
+from chatadmin.realtime.ratelimit import RateLimiter
 from chatadmin.services.sweeper import run_forever
 from chatadmin.settings import Settings
 
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.redis = store.connect(settings)
+    app.state.realtime = Realtime(app.state.redis, settings.redis_prefix)
+    app.state.limiter = RateLimiter(app.state.realtime, settings)
     mount_admin(app, settings, app.state.redis)
     app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)
     return app

@@ -17,6 +17,7 @@ from chatadmin.exceptions import (
     Forbidden,
     Invalid,
     NotFound,
+    RateLimited,
     TooLarge,
     Unauthorized,
     Unavailable,
@@ -27,7 +28,7 @@ log = logging.getLogger("chatadmin.errors")
 
 STATUS = {
     BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
-    TooLarge: 413, UnsupportedMediaType: 415, Invalid: 422, Unavailable: 503,
+    TooLarge: 413, UnsupportedMediaType: 415, Invalid: 422, RateLimited: 429, Unavailable: 503,
 }  # fmt: skip
 HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -46,7 +47,7 @@ def error_response(
 async def chatadmin_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ChatAdminError)
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else getattr(exc, "headers", None)
     return error_response(status, exc.code, str(exc), exc.details, headers)
 
 

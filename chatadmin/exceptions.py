@@ -71,3 +71,13 @@ class Unavailable(ChatAdminError):
     """A dependency (MongoDB, Redis) cannot be reached."""
 
     code = "unavailable"
+
+
+class RateLimited(ChatAdminError):
+    """Too many requests in a window; `headers` say the limit, what is left and when it resets."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, headers: dict[str, str]):
+        super().__init__(message)
+        self.headers = headers

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     chatadmin_max_share_messages: int = 2000
     chatadmin_max_json_depth: int = 32
 
+    # Rate limits: messages a minute by user role, hour and day limits per user, requests a
+    # minute per API key. Redis down: not enforced (one warning a minute).
+    chatadmin_rate_owner_per_minute: int = 100
+    chatadmin_rate_leader_per_minute: int = 75
+    chatadmin_rate_manager_per_minute: int = 50
+    chatadmin_rate_user_per_hour: int = 2000
+    chatadmin_rate_user_per_day: int = 20000
+    chatadmin_rate_key_per_minute: int = 6000
+    chatadmin_redis_timeout_ms: int = Field(default=100, ge=10, le=10_000)
+
     chatadmin_cache_ttl_seconds: int = 24 * 3600
     chatadmin_context_ttl_days: int = 90
     chatadmin_connection_ttl_seconds: int = 24 * 3600

@@ -139,10 +139,12 @@ def runner(settings, tmp_path):
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def app(settings, database):
-    """The app on the session database, its lifespan running."""
+    """The app on the session database, its lifespan running, and Redis empty (rate-limit
+    windows and real-time state start fresh in every test)."""
     from chatadmin.app import create_app
 
     application = create_app(settings, database=database)
+    await application.state.redis.flushdb()
     async with application.router.lifespan_context(application):
         yield application
 

@@ -11,7 +11,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from chatadmin.api import analyses, audit, executions, ingest, messages, shares, threads, users
+from chatadmin.api import (
+    analyses,
+    audit,
+    executions,
+    ingest,
+    limits,
+    messages,
+    shares,
+    threads,
+    users,
+)
 from chatadmin.api import cache as cache_api
 from chatadmin.api.auth import authorize
 from chatadmin.api.openapi import build_openapi
@@ -64,9 +74,13 @@ def _dispatch(methods: dict[str, Endpoint]):
     async def endpoint(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         ep = methods[method]
-        if ep.scope is not None:
-            await authorize(request, ep.scope)  # sets request.state.api_key
-        return await ep.handler(request)
+        if ep.scope is None:
+            return await ep.handler(request)
+        await authorize(request, ep.scope)  # sets request.state.api_key
+        await limits.count_request(request)
+        response = await ep.handler(request)
+        response.headers.update(limits.headers(request))
+        return response
 
     return endpoint
 

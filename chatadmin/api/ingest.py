@@ -28,6 +28,7 @@ async def ingest_batch(request: Request) -> Response:
         actor=replace(actor(request), via="ingest"),
         max_message_bytes=settings.chatadmin_max_message_bytes,
         context_ttl_days=settings.chatadmin_context_ttl_days,
+        limiter=request.app.state.limiter,
     )
     results = await ingest(state, body.events)
     status = 207 if any(r.status == "error" for r in results) else 200

@@ -38,6 +38,7 @@ ERROR_TEXT = {
     413: "Too large",
     415: "Body is not JSON",
     422: "Invalid input",
+    429: "Rate limit reached (see Retry-After and the X-RateLimit-* headers)",
     503: "Database unavailable",
 }
 
@@ -79,7 +80,7 @@ def _error_codes(ep: Endpoint) -> set[int]:
     """Every error status the endpoint can answer."""
     codes = set(ep.errors) | {405, 503}
     if ep.scope:
-        codes |= {401, 403}
+        codes |= {401, 403, 429}
     if "{" in ep.path:
         codes.add(404)
     if ep.body:

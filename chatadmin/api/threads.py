@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from chatadmin.api import limits
 from chatadmin.api.auth import record
 from chatadmin.api.http import has_body, no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
@@ -94,6 +95,8 @@ async def append_message(request: Request) -> Response:
     settings = request.app.state.settings
     fields = body.model_dump(exclude_none=True)
     fields["content"] = body.content  # keep the validated blocks (or the plain string)
+    owner = body.user_id or (await threads.get_thread(key.org_id, thread_id)).user_id
+    await limits.count_message(request, key.org_id, owner)
     message = await messages.append_message(
         key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
     )

@@ -89,8 +89,12 @@ class InProcessStore:
 def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
     """A Redis client for `REDIS_URL`, or the in-process stand-in (with a warning)."""
     if settings.redis_url:
+        timeout = settings.chatadmin_redis_timeout_ms / 1000
         return aioredis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+            settings.redis_url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            health_check_interval=30,
         )
     log.warning("REDIS_URL is not set: real-time state is kept per process (in memory)")
     return InProcessStore()

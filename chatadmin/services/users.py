@@ -92,3 +92,13 @@ async def get_user(org_id: str, user_id: str) -> User:
     if user is None:
         raise NotFound(f"user {user_id!r} not found")
     return user
+
+
+async def roles_of(org_id: str, user_ids: set[str]) -> dict[str, str]:
+    """The role of each known user (unknown ones are left out)."""
+    if not user_ids:
+        return {}
+    cursor = User.get_pymongo_collection().find(
+        {"org_id": org_id, "user_id": {"$in": sorted(user_ids)}}, {"user_id": 1, "role": 1}
+    )
+    return {d["user_id"]: d.get("role") or "manager" async for d in cursor}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chatadmin.models import Message
+from chatadmin.realtime.ratelimit import RateLimiter
 from chatadmin.services import audit
 from chatadmin.services.contexts import DEFAULT_TTL_DAYS
 from chatadmin.services.effects import Effects
@@ -21,6 +22,7 @@ class Batch:
     actor: audit.Actor
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     context_ttl_days: int = DEFAULT_TTL_DAYS
+    limiter: RateLimiter | None = None  # message rate limits per user (the API passes its own)
     effects: Effects = field(init=False)
     audit: list = field(default_factory=list)
     # Messages are audited once per batch and outcome (ids in the entry), not one per message.

@@ -12,6 +12,7 @@ from chatadmin.models.message import Feedback
 from chatadmin.models.size import document_size
 from chatadmin.services import messages as messages_service
 from chatadmin.services import threads as threads_service
+from chatadmin.services import users as users_service
 from chatadmin.services.ingest.batch import Batch
 from chatadmin.services.ingest.events import Event
 from chatadmin.services.ingest.writes import existing_docs, fields_of, plan
@@ -50,8 +51,11 @@ async def messages(batch: Batch, events: list[Event]) -> None:
         msg.ingest_hash = ev.hash
         built[ev.index] = msg
     creates = [ev for ev in creates if ev.index in built]
-    await ensure_threads(batch, [built[ev.index] for ev in creates], creates)
+    owners = await ensure_threads(batch, [built[ev.index] for ev in creates], creates)
     creates = [ev for ev in creates if ev.result is None]
+    if batch.limiter is not None:
+        await limit_messages(batch, [(ev, built[ev.index]) for ev in creates], owners)
+        creates = [ev for ev in creates if ev.result is None]
 
     inserted = await messages_service.insert_messages(
         batch.org_id, [built[ev.index] for ev in creates], effects=batch.effects, known_new=True
@@ -86,12 +90,13 @@ async def messages(batch: Batch, events: list[Event]) -> None:
             batch.messages_written.setdefault(ev.result.status, []).append(ev.id)
 
 
-async def ensure_threads(batch: Batch, msgs: list[Message], events: list[Event]) -> None:
-    """Create the threads that messages name but that do not exist yet (one bulk write)."""
+async def ensure_threads(batch: Batch, msgs: list[Message], events: list[Event]) -> dict[str, str]:
+    """Create the threads that messages name but that do not exist yet (one bulk write);
+    returns the owner of each thread."""
     wanted = sorted({m.thread_id for m in msgs})
     if not wanted:
-        return
-    found = await existing_docs(Thread, batch.org_id, "thread_id", wanted, ("status",))
+        return {}
+    found = await existing_docs(Thread, batch.org_id, "thread_id", wanted, ("status", "user_id"))
     missing: dict[str, Thread] = {}
     for msg, ev in zip(msgs, events, strict=True):
         prior = found.get(msg.thread_id)
@@ -121,6 +126,28 @@ async def ensure_threads(batch: Batch, msgs: list[Message], events: list[Event])
     await threads_service.create_threads(
         batch.org_id, list(missing.values()), effects=batch.effects
     )
+    owners = {tid: doc.get("user_id") for tid, doc in found.items()}
+    return owners | {tid: t.user_id for tid, t in missing.items()}
+
+
+async def limit_messages(
+    batch: Batch, pending: list[tuple[Event, Message]], owners: dict[str, str]
+) -> None:
+    """Count the new messages against each user's windows; refuse only those over a limit."""
+    by_user: dict[str, list[Event]] = {}
+    for ev, msg in pending:
+        user = msg.user_id or owners.get(msg.thread_id)
+        if user:
+            by_user.setdefault(user, []).append(ev)
+    roles = await users_service.roles_of(batch.org_id, set(by_user))
+    for user, evs in by_user.items():
+        taken = await batch.limiter.messages(batch.org_id, user, roles.get(user), len(evs))
+        for ev in evs[taken.allowed :]:
+            ev.fail(
+                "rate_limited",
+                f"user {user!r} sent too many messages; retry in {taken.reset_s} s",
+                [{"retry_after": max(1, taken.reset_s), "limit": taken.limit}],
+            )
 
 
 async def feedback(batch: Batch, events: list[Event]) -> None:
