@@ -25,7 +25,7 @@ from chatadmin.admin import mount_admin
 from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.migrations import migrate
-from chatadmin.realtime import store
+from chatadmin.realtime import events, store
 from chatadmin.realtime.guard import Realtime
 from chatadmin.realtime.ratelimit import RateLimiter
 from chatadmin.services.sweeper import run_forever
@@ -97,13 +97,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if applied:
             log.info("applied migrations: %s", ", ".join(r.version for r in applied))
     sweeper = asyncio.create_task(run_forever(settings.chatadmin_sweep_interval_seconds))
+    previous = events.install(app.state.realtime)
     try:
         yield
     finally:
+        events.install(previous)
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await app.state.redis.aclose()
+        if app.state.realtime.blocking is not app.state.redis:
+            await app.state.realtime.blocking.aclose()
         if given is None:
             await database.close()
             app.state.database = None
@@ -133,7 +137,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.redis = store.connect(settings)
-    app.state.realtime = Realtime(app.state.redis, settings.redis_prefix)
+    app.state.realtime = Realtime(
+        app.state.redis, settings.redis_prefix, store.connect_blocking(settings, app.state.redis)
+    )
     app.state.limiter = RateLimiter(app.state.realtime, settings)
     mount_admin(app, settings, app.state.redis)
     app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)

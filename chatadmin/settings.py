@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     chatadmin_rate_user_per_day: int = 20000
     chatadmin_rate_key_per_minute: int = 6000
     chatadmin_redis_timeout_ms: int = Field(default=100, ge=10, le=10_000)
+    chatadmin_sse_heartbeat_s: float = Field(default=15.0, gt=0, le=60)
 
     chatadmin_cache_ttl_seconds: int = 24 * 3600
     chatadmin_context_ttl_days: int = 90

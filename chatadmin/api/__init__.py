@@ -18,6 +18,7 @@ from chatadmin.api import (
     ingest,
     limits,
     messages,
+    realtime,
     shares,
     threads,
     users,
@@ -36,6 +37,7 @@ ENDPOINTS: list[Endpoint] = [
     *executions.ENDPOINTS,
     *cache_api.ENDPOINTS,
     *users.ENDPOINTS,
+    *realtime.ENDPOINTS,
     *audit.ENDPOINTS,
 ]
 

@@ -31,8 +31,9 @@ class RealtimeDown(Unavailable):
 class Realtime:
     """The Redis client (or its in-process stand-in), the key prefix and a circuit breaker."""
 
-    def __init__(self, store: Any, prefix: str = "chat:") -> None:
+    def __init__(self, store: Any, prefix: str = "chat:", blocking: Any = None) -> None:
         self.store = store
+        self.blocking = blocking or store  # a client without the short timeout, for XREAD BLOCK
         self.prefix = prefix
         self._down_until = 0.0
         self._warned_at = -WARN_EVERY_S
@@ -50,6 +51,17 @@ class Realtime:
             raise RealtimeDown("real-time state is unavailable (Redis is not reachable)")
         try:
             return await call(self.store)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._down_until = time.monotonic() + RETRY_AFTER_S
+            self.warn(f"Redis is not reachable ({type(exc).__name__}: {exc})")
+            raise RealtimeDown("real-time state is unavailable (Redis is not reachable)") from exc
+
+    async def run_blocking(self, call: Callable[[Any], Awaitable[T]], block_ms: int) -> T:
+        """Run a blocking read (`call(client)`) on the client meant for it."""
+        if time.monotonic() < self._down_until:
+            raise RealtimeDown("real-time state is unavailable (Redis is not reachable)")
+        try:
+            return await call(self.blocking)
         except (RedisError, OSError, TimeoutError) as exc:
             self._down_until = time.monotonic() + RETRY_AFTER_S
             self.warn(f"Redis is not reachable ({type(exc).__name__}: {exc})")

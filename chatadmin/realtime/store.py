@@ -6,6 +6,7 @@ process works without Redis; a warning says that real-time state is then per-pro
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import logging
 import time
@@ -26,6 +27,9 @@ class InProcessStore:
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}
         self._expires: dict[str, float] = {}
+        self._seq = 0  # stream ids: ms-seq, increasing within the process
+        self._last_ms = 0
+        self._appended = asyncio.Event()
 
     def _live(self, key: str) -> bool:
         exp = self._expires.get(key)
@@ -81,9 +85,115 @@ class InProcessStore:
             k.encode() for k in list(self._data) if self._live(k) and fnmatch.fnmatch(k, pattern)
         ]
 
+    async def scan_iter(self, match: str = "*"):
+        for key in await self.keys(match):
+            yield key
+
+    # -- hashes and sets ---------------------------------------------------------------------
+
+    async def hset(self, key: str, mapping: dict[str, Any]) -> int:
+        current = self._data[key] if self._live(key) else {}
+        fresh = sum(1 for k in mapping if k not in current)
+        current.update({k: str(v).encode() for k, v in mapping.items()})
+        self._data[key] = current
+        return fresh
+
+    async def hgetall(self, key: str) -> dict[bytes, bytes]:
+        return {k.encode(): v for k, v in self._data[key].items()} if self._live(key) else {}
+
+    async def sadd(self, key: str, *members: str) -> int:
+        current = self._data[key] if self._live(key) else set()
+        fresh = len(set(members) - current)
+        current.update(members)
+        self._data[key] = current
+        return fresh
+
+    async def srem(self, key: str, *members: str) -> int:
+        if not self._live(key):
+            return 0
+        current = self._data[key]
+        gone = len(current & set(members))
+        current.difference_update(members)
+        if not current:  # as Redis: an empty set is no key at all
+            await self.delete(key)
+        return gone
+
+    async def smembers(self, key: str) -> set[bytes]:
+        return {m.encode() for m in self._data[key]} if self._live(key) else set()
+
+    async def scard(self, key: str) -> int:
+        return len(self._data[key]) if self._live(key) else 0
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        ms = int(time.time() * 1000)
+        if ms <= self._last_ms:
+            ms, self._seq = self._last_ms, self._seq + 1
+        else:
+            self._seq = 0
+        self._last_ms = ms
+        return f"{ms}-{self._seq}"
+
+    async def xadd(
+        self, key: str, fields: dict[str, Any], maxlen: int | None = None,
+        minid: str | None = None, approximate: bool = True,
+    ) -> bytes:  # fmt: skip
+        entries = self._data[key] if self._live(key) else []
+        entry_id = self._next_id()
+        entries.append((entry_id, {k.encode(): str(v).encode() for k, v in fields.items()}))
+        if minid is not None:
+            entries[:] = [e for e in entries if _id_key(e[0]) >= _id_key(minid)]
+        if maxlen is not None and len(entries) > maxlen:
+            del entries[: len(entries) - maxlen]
+        self._data[key] = entries
+        self._appended.set()
+        self._appended = asyncio.Event()
+        return entry_id.encode()
+
+    async def xrange(self, key: str, min: str = "-", max: str = "+", count: int | None = None):
+        entries = self._data[key] if self._live(key) else []
+        lo_open = min.startswith("(")
+        lo = None if min == "-" else _id_key(min.lstrip("("))
+        hi = None if max == "+" else _id_key(max)
+        out = []
+        for entry_id, fields in entries:
+            k = _id_key(entry_id)
+            if lo is not None and (k < lo or (lo_open and k == lo)):
+                continue
+            if hi is not None and k > hi:
+                continue
+            out.append((entry_id.encode(), fields))
+            if count is not None and len(out) >= count:
+                break
+        return out
+
+    async def xread(
+        self, streams: dict[str, str], count: int | None = None, block: int | None = None
+    ):
+        deadline = time.monotonic() + (block or 0) / 1000
+        while True:
+            found = []
+            for key, after in streams.items():
+                entries = await self.xrange(key, f"({after}", "+", count)
+                if entries:
+                    found.append([key.encode(), entries])
+            if found or block is None or time.monotonic() >= deadline:
+                return found
+            waiter = self._appended
+            try:
+                await asyncio.wait_for(waiter.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return []
+
     async def aclose(self) -> None:
         self._data.clear()
         self._expires.clear()
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
@@ -98,3 +208,16 @@ def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
         )
     log.warning("REDIS_URL is not set: real-time state is kept per process (in memory)")
     return InProcessStore()
+
+
+def connect_blocking(settings: Settings, shared: Any) -> Any:
+    """A second client for blocking stream reads (no short socket timeout), or the shared
+    in-process store."""
+    if not settings.redis_url:
+        return shared
+    return aioredis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.chatadmin_redis_timeout_ms / 1000,
+        socket_timeout=settings.chatadmin_sse_heartbeat_s + 5,
+        health_check_interval=30,
+    )

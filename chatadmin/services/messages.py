@@ -27,6 +27,7 @@ from chatadmin.models.blocks import render_text
 from chatadmin.models.message import AiMetadata, Feedback
 from chatadmin.models.size import document_size
 from chatadmin.models.thread import CLAIMS_KEPT, LIVE_STATUSES
+from chatadmin.realtime import events
 from chatadmin.services import analytics
 from chatadmin.services.effects import Effects
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
@@ -129,7 +130,29 @@ async def insert_messages(
             effects.bump_user(m.user_id, to_ms(m.created_at), message_count=1)
     if own:
         await effects.flush()
+    created = [m for m in ready if outcome[m.message_id].status == "created"]
+    await events.publish_many(org_id, [(m.thread_id, "message.created", live(m)) for m in created])
     return [Inserted(m, outcome[m.message_id].status, outcome[m.message_id].reason) for m in batch]
+
+
+LIVE_TEXT = 2000  # characters of a message's text carried by its live-tail event
+
+
+def live(message: Message) -> dict[str, Any]:
+    """What a live-tail event says of a message (readers fetch the whole one when they want)."""
+    return {
+        "message_id": message.message_id,
+        "thread_id": message.thread_id,
+        "seq": message.seq,
+        "role": message.role,
+        "user_id": message.user_id,
+        "status": message.status,
+        "text": message.text[:LIVE_TEXT],
+        "truncated": len(message.text) > LIVE_TEXT,
+        "deleted": message.deleted,
+        "feedback": message.feedback.model_dump(mode="json") if message.feedback else None,
+        "created_at": message.created_at.isoformat(),
+    }
 
 
 async def _reserve(
@@ -471,7 +494,11 @@ async def update_messages(
             )
             if now is None or now["updated_at_ms"] != ch.after.updated_at_ms:
                 ch.status = "conflict"
-    await _move_counters(org_id, [c for c in changes if c.status == "updated"], effects)
+    done = [c for c in changes if c.status == "updated"]
+    await _move_counters(org_id, done, effects)
+    await events.publish_many(
+        org_id, [(c.after.thread_id, "message.updated", live(c.after)) for c in done]
+    )
 
 
 async def _move_counters(org_id: str, changes: list[Change], effects: Effects | None) -> None:
@@ -540,6 +567,7 @@ async def _set_deleted(org_id: str, message_id: str, deleted: bool) -> Message:
     old = Message.model_validate(before)
     new = old.model_copy(update={"deleted": deleted, "deleted_at_ms": now * deleted})
     await _move_counters(org_id, [Change(old, new, {"deleted"})], None)
+    await events.publish(org_id, new.thread_id, "message.updated", live(new))
     return new
 
 

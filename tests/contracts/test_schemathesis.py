@@ -185,6 +185,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(settings, runn
                 "--max-examples", str(MAX_EXAMPLES),
                 "--seed", str(SEED),
                 "--workers", "1",  # see the module docstring
+                # The live tail streams until the client leaves: no response to check. Its
+                # contract (404s, 503s, events, resume) is pinned in tests/api/test_realtime.py.
+                "--exclude-path-regex", "/events$",
                 "--continue-on-failure",
                 "--request-timeout", "20",
                 "--report", "ndjson,json",
@@ -214,7 +217,10 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(settings, runn
     failures, errors = read_failures(reports / "run.ndjson")
     assert summary["errors"] == [] and errors == [], json.dumps(errors)[:6000] + output
     assert summary["operations"]["errored"] == 0, output
-    assert summary["operations"]["tested"] == summary["operations"]["total"] >= 25, output
+    excluded = 1  # the live tail (see --exclude-path-regex)
+    assert summary["operations"]["tested"] == summary["operations"]["total"] - excluded >= 25, (
+        output
+    )
     assert summary["test_cases"]["generated"] >= 500, output
 
     known: Counter[str] = Counter()
