@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -39,8 +40,8 @@ PING_TIMEOUT = 2.0
 
 
 async def healthz(request: Request) -> Response:
-    """200 while the process is up."""
-    return JSONResponse({"status": "ok"})
+    """200 while the process is up (and which worker process answered)."""
+    return JSONResponse({"status": "ok", "pid": os.getpid()})
 
 
 async def _check(coro) -> str:

@@ -23,6 +23,8 @@ from chatadmin.models.admin_user import ADMIN_ROLES, SCOPES
 from chatadmin.services import accounts
 from chatadmin.settings import ConfigError, Settings
 
+log = logging.getLogger("chatadmin.cli")
+
 
 class CommandError(Exception):
     """A command failed in a way the user can fix; printed without a traceback."""
@@ -39,12 +41,18 @@ def cmd_runserver(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     settings.secret_key()  # fail before binding the port
+    if args.workers > 1 and args.reload:
+        raise CommandError("--workers and --reload cannot be used together")
+    if args.workers > 1 and not settings.redis_url:
+        log.warning("--workers %d without REDIS_URL: each worker keeps its own real-time state "
+                    "(live tails, rate limits) and sees only its own", args.workers)  # fmt: skip
     uvicorn.run(
         "chatadmin.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         reload=args.reload,
+        workers=args.workers,
         log_level=settings.chatadmin_log_level.lower(),
     )
     return 0
@@ -160,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     p.add_argument("--reload", action="store_true", help="restart when the code changes")
+    p.add_argument("--workers", type=int, default=1,
+                   help="app processes sharing the port (real-time state is shared through "
+                        "Redis; default 1)")  # fmt: skip
     p.set_defaults(func=cmd_runserver)
 
     p = sub.add_parser("migrate", help="apply pending migrations and report index drift")

@@ -1,0 +1,111 @@
+"""`manage.py runserver --workers 2` over real sockets: a live-tail listener on one worker gets
+the events written through the other, and a user's rate limit is one limit across both."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from chatadmin.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def clean():
+    """This test uses a database of its own (dropped at the end), not the session's."""
+    yield
+
+
+@pytest.fixture
+def workers(settings, redis_url, tmp_path):
+    """Two workers on one port, a fresh database, and an API key for it."""
+    port = free_port()
+    db_name = f"chatadmin_workers_{uuid.uuid4().hex[:8]}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
+        "MONGODB_URI": settings.mongodb_uri,
+        "MONGODB_DB_NAME": db_name,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"workers-{uuid.uuid4().hex[:8]}:",
+        "CHATADMIN_SECRET_KEY": "workers-test-secret-0123456789abcdef",
+        "CHATADMIN_AUTO_MIGRATE": "1",
+        "CHATADMIN_DATA_DIR": str(tmp_path / "data"),
+        "CHATADMIN_LOG_LEVEL": "WARNING",
+        "CHATADMIN_SSE_HEARTBEAT_S": "0.5",
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    migrated = subprocess.run([*manage, "migrate"], env=env, capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    made = subprocess.run(
+        [*manage, "createapikey", "--org", "acme", "--scopes", "ingest,read"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    log = open(tmp_path / "runserver.log", "wb")
+    proc = subprocess.Popen(
+        [*manage, "runserver", "--port", str(port), "--workers", "2"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    pids: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(pids) < 2 and time.monotonic() < deadline:  # both workers up and answering
+        try:
+            pids.add(httpx.get(f"{base}/healthz", timeout=2).json()["pid"])
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        assert len(pids) == 2, (tmp_path / "runserver.log").read_text()
+        yield base, {"Authorization": f"Bearer {key}"}, pids
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+        log.close()
+        with MongoClient(settings.mongodb_uri) as client:
+            client.drop_database(db_name)
+
+
+async def test_events_and_rate_limits_cross_worker_processes(workers):
+    base, headers, pids = workers
+    fresh = httpx.Limits(max_keepalive_connections=0)  # every request on a new connection
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10) as listener,
+        httpx.AsyncClient(base_url=base, timeout=10, limits=fresh) as writer,
+    ):
+        made = await writer.post("/api/v1/threads", json={"user_id": "u1", "thread_id": "t1"},
+                                 headers=headers)  # fmt: skip
+        assert made.status_code == 201, made.text
+        served = {(await writer.get("/healthz")).json()["pid"] for _ in range(20)}
+        assert served == pids  # new connections reach both workers
+        async with listener.stream("GET", "/api/v1/threads/t1/events", headers=headers) as tail:
+            assert tail.status_code == 200
+            statuses = []
+            for i in range(51):  # u1 is a manager: 50 messages a minute, across both workers
+                body = {"role": "user", "content": f"n{i}"}
+                r = await writer.post("/api/v1/threads/t1/messages", json=body, headers=headers)
+                statuses.append(r.status_code)
+            seen = []
+
+            async def read():
+                async for line in tail.aiter_lines():
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[6:])["seq"])
+                        if len(seen) == 50:
+                            return
+
+            await asyncio.wait_for(read(), 20)
+    assert statuses == [201] * 50 + [429]
+    assert seen == list(range(50))  # every event once, in order, whichever worker wrote it
