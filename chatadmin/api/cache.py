@@ -8,8 +8,10 @@ from starlette.responses import Response
 from chatadmin.api.auth import record
 from chatadmin.api.http import read_json, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.clock import now_ms
 from chatadmin.models import CacheEntry
 from chatadmin.models.cache import CacheHit, CacheLookup, CachePut, CacheStored
+from chatadmin.realtime import caches
 from chatadmin.services import cache
 
 
@@ -17,6 +19,8 @@ async def put(request: Request) -> Response:
     key = request.state.api_key
     body = await read_json(request, CachePut)
     ttl = body.ttl_seconds or request.app.state.settings.chatadmin_cache_ttl_seconds
+    await caches.ai_drop(request.app.state.realtime, key.org_id, cache.cache_key(
+        body.question, body.parameters))  # fmt: skip
     entry = await cache.put(
         key.org_id,
         body.question,
@@ -38,18 +42,27 @@ async def put(request: Request) -> Response:
 async def lookup(request: Request) -> Response:
     key = request.state.api_key
     body = await read_json(request, CacheLookup)
+    rt = request.app.state.realtime
+    ck = cache.cache_key(body.question, body.parameters)
+    fast = await caches.ai_get(rt, key.org_id, ck)
+    if fast is not None:  # Redis first: the result without reading it from MongoDB
+        count = await cache.count_hit(key.org_id, ck)
+        if count is not None:
+            return respond(CacheHit.model_validate({**fast, "hit": True, "hit_count": count}))
+        await caches.ai_drop(rt, key.org_id, ck)  # gone from MongoDB meanwhile
     entry = await cache.lookup(key.org_id, body.question, body.parameters)
     if entry is None:
         return respond({"hit": False})
-    return respond(
-        CacheHit(
-            hit=True,
-            result=entry.result,
-            cache_key=entry.cache_key,
-            hit_count=entry.hit_count,
-            expires_at=entry.expires_at,
-        )
+    hit = CacheHit(
+        hit=True,
+        result=entry.result,
+        cache_key=entry.cache_key,
+        hit_count=entry.hit_count,
+        expires_at=entry.expires_at,
     )
+    left_s = (entry.expires_at_ms - now_ms()) // 1000
+    await caches.ai_put(rt, key.org_id, ck, hit.model_dump(mode="json"), left_s)
+    return respond(hit)
 
 
 ENDPOINTS = [

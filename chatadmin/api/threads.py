@@ -4,7 +4,7 @@ context) plus sharing."""
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from chatadmin.api import limits
 from chatadmin.api.auth import record
@@ -22,6 +22,7 @@ from chatadmin.models.thread import (
     ThreadName,
     ThreadOut,
 )
+from chatadmin.realtime import caches
 from chatadmin.services import history, messages, shares, threads
 
 
@@ -141,16 +142,21 @@ async def thread_context(request: Request) -> Response:
     key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     q = read_query(request, ContextQuery)
+    rt = request.app.state.realtime
+    variant = f"m{q.messages}:a{q.analyses}"
+    cached = await caches.context_get(rt, key.org_id, thread_id, variant)
+    if cached is not None:
+        return JSONResponse(cached, headers={"X-Cache": "hit"})
     ctx = await history.session_context(
         key.org_id, thread_id, messages=q.messages, analyses=q.analyses
     )
-    return respond(
-        ThreadContext(
-            thread=ThreadOut.model_validate(ctx["thread"]),
-            recent_messages=[MessageOut.model_validate(m) for m in ctx["recent_messages"]],
-            recent_analyses=[RecentAnalysis(**a) for a in ctx["recent_analyses"]],
-        )
-    )
+    body = ThreadContext(
+        thread=ThreadOut.model_validate(ctx["thread"]),
+        recent_messages=[MessageOut.model_validate(m) for m in ctx["recent_messages"]],
+        recent_analyses=[RecentAnalysis(**a) for a in ctx["recent_analyses"]],
+    ).model_dump(mode="json")
+    await caches.context_put(rt, key.org_id, thread_id, variant, body)
+    return JSONResponse(body, headers={"X-Cache": "miss"})
 
 
 async def share_thread(request: Request) -> Response:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from chatadmin.realtime import keys
+from chatadmin.realtime import caches, keys
 from chatadmin.realtime.guard import Realtime, RealtimeDown
 
 RETENTION_MS = 3600 * 1000
@@ -77,6 +77,14 @@ async def publish_many(org_id: str, items: list[tuple[str, str, dict[str, Any]]]
         await hub.run(write)
     except RealtimeDown:
         hub.warn("live-tail events are not published: Redis is not reachable")
+    await caches.context_drop(hub, org_id, {thread_id for thread_id, _, _ in items})
+
+
+async def touched(org_id: str, thread_ids: set[str]) -> None:
+    """A write changed these threads without an event (an edit, a note, an analysis): drop
+    what is cached of them."""
+    if _hub is not None and thread_ids:
+        await caches.context_drop(_hub, org_id, thread_ids)
 
 
 def _fields(kind: str, data: dict[str, Any]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from chatadmin import search
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Analysis, SavedAnalysis
+from chatadmin.realtime import events
 
 MAX_SIMILAR_QUERIES = 50
 
@@ -22,6 +23,8 @@ async def create_analysis(org_id: str, **fields: Any) -> Analysis:
         await analysis.insert()
     except DuplicateKeyError as exc:
         raise Conflict(f"analysis {analysis.analysis_id!r} already exists") from exc
+    if analysis.thread_id:
+        await events.touched(org_id, {analysis.thread_id})
     return analysis
 
 

@@ -80,6 +80,19 @@ async def lookup(
     return CacheEntry.model_validate(doc) if doc else None
 
 
+async def count_hit(org_id: str, key: str) -> int | None:
+    """Count a hit served from the Redis copy; the new hit count, or None when the entry has
+    expired or is gone."""
+    now = utcnow()
+    doc = await CacheEntry.get_pymongo_collection().find_one_and_update(
+        {"org_id": org_id, "cache_key": key, "expires_at_ms": {"$gt": to_ms(now)}},
+        {"$inc": {"hit_count": 1}, "$set": {"last_used_at_ms": to_ms(now)}},
+        projection={"hit_count": 1},
+        return_document=ReturnDocument.AFTER,
+    )
+    return doc["hit_count"] if doc else None
+
+
 async def invalidate(org_id: str, question: str, parameters: dict[str, Any] | None = None) -> bool:
     result = await CacheEntry.get_pymongo_collection().delete_one(
         {"org_id": org_id, "cache_key": cache_key(question, parameters)}

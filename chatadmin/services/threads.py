@@ -12,6 +12,7 @@ from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Thread
 from chatadmin.models.base import ms_property, new_id
 from chatadmin.models.thread import LIVE_STATUSES, THREAD_LIST_EXCLUDE, THREAD_STATUSES
+from chatadmin.realtime import events
 from chatadmin.services.documents import insert_new
 from chatadmin.services.effects import Effects
 from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
@@ -143,6 +144,7 @@ async def _update(org_id: str, thread_id: str, statuses: list[str], changes: dic
     )
     if doc is None:
         raise NotFound(f"thread {thread_id!r} not found")
+    await events.touched(org_id, {str(thread_id)})
     return Thread.model_validate(doc)
 
 
@@ -230,4 +232,5 @@ async def add_note(org_id: str, thread_id: str, author: str, text: str) -> Threa
     )
     if doc is None:
         raise NotFound(f"thread {thread_id!r} not found")
+    await events.touched(org_id, {str(thread_id)})
     return Thread.model_validate(doc)

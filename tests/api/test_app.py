@@ -39,7 +39,7 @@ async def test_healthz_is_ok(settings, database):
     async with serve(settings, database) as client:
         response = await client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "pid": os.getpid()}  # the worker that answered
 
 
 async def test_readyz_reports_mongo_and_redis_ok(settings, database):

@@ -193,3 +193,40 @@ async def test_without_redis_realtime_answers_503_and_the_rest_works(settings, d
     for r in (presence, typing, tail):
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable", r.text
     assert listed.status_code == 200 and appended.status_code == 201
+
+
+async def test_thread_context_is_cached_until_the_thread_changes(client, make_key, raw_redis):
+    h = await make_key("org-a", "ingest", "read")
+    await make_thread("org-a", "u1", "t1")
+    url = "/api/v1/threads/t1/context"
+    first = await client.get(url, headers=h)
+    second = await client.get(url, headers=h)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
+    assert first.json() == second.json()
+    assert 1790 < await raw_redis.ttl("chat:" + keys.context("org-a", "t1")) <= 1800
+    await client.post("/api/v1/threads/t1/messages", json={"role": "user", "content": "new"},
+                      headers=h)  # fmt: skip
+    third = await client.get(url, headers=h)
+    assert third.headers["X-Cache"] == "miss"
+    assert [m["text"] for m in third.json()["recent_messages"]] == ["new"]
+    await client.post("/api/v1/threads/t1/name", json={"name": "Renamed"}, headers=h)
+    fourth = await client.get(url, headers=h)
+    assert fourth.headers["X-Cache"] == "miss" and fourth.json()["thread"]["title"] == "Renamed"
+
+
+async def test_cache_lookup_reads_redis_before_mongodb(client, make_key, raw_redis):
+    h = await make_key("org-a", "ingest", "read")
+    question = {"question": "AAPL volatility", "parameters": {"days": 30}}
+    stored = await client.put("/api/v1/cache", json={**question, "result": {"v": 1}}, headers=h)
+    assert stored.status_code in (200, 201), stored.text
+    key = stored.json()["cache_key"]
+    first = (await client.post("/api/v1/cache/lookup", json=question, headers=h)).json()
+    redis_key = "chat:" + keys.ai_cache(f"org-a:{key}")
+    assert 3590 < await raw_redis.ttl(redis_key) <= 3600  # filled on the MongoDB hit
+    second = (await client.post("/api/v1/cache/lookup", json=question, headers=h)).json()
+    assert (first["hit_count"], second["hit_count"]) == (1, 2)
+    assert second["result"] == {"v": 1}
+    await client.put("/api/v1/cache", json={**question, "result": {"v": 2}}, headers=h)
+    assert not await raw_redis.exists(redis_key)  # a new result drops the Redis copy
+    third = (await client.post("/api/v1/cache/lookup", json=question, headers=h)).json()
+    assert third["result"] == {"v": 2}

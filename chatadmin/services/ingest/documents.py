@@ -14,6 +14,7 @@ from chatadmin.models import (
 )
 from chatadmin.models.analysis import AnalysisIn
 from chatadmin.models.thread import ThreadIn
+from chatadmin.realtime import events as events_hub
 from chatadmin.services import threads as threads_service
 from chatadmin.services import users as users_service
 from chatadmin.services.contexts import ContextWrite, merge_contexts
@@ -61,6 +62,9 @@ async def threads(batch: Batch, events: list[Event]) -> None:
         else:  # made meanwhile by a concurrent batch: it is an update now
             updates.append(ev)
     await write_simple(batch, updates, Thread, _thread_of(batch), _thread_names, "thread_id")
+    await events_hub.touched(
+        batch.org_id, {ev.id for ev in updates if ev.result.status == "updated"}
+    )
 
 
 def _thread_of(batch: Batch):
@@ -86,6 +90,10 @@ async def analyses(batch: Batch, events: list[Event]) -> None:
         return Analysis(org_id=batch.org_id, analysis_id=ev.id, **fields_of(ev, "analysis_id"))
 
     await write_simple(batch, events, Analysis, build, given(ANALYSIS_FIELDS), "analysis_id")
+    written = [ev for ev in events if ev.result and ev.result.status != "error"]
+    await events_hub.touched(
+        batch.org_id, {ev.data.thread_id for ev in written if ev.data.thread_id}
+    )
 
 
 async def contexts(batch: Batch, events: list[Event]) -> None:
