@@ -7,6 +7,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Mount
 from starlette_admin import BaseAdmin, DropDown
 from starlette_admin.export import ExportConfig
 
@@ -72,4 +73,9 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
 
 
 def mount_admin(app: Starlette, settings: Settings, store) -> None:
+    """Mount the admin at `/admin`; its handlers read the settings and the real-time hub from
+    their own app's state (a mounted app is `request.app` inside it)."""
     build_admin(settings, store).mount_to(app)
+    admin_app = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/admin")
+    admin_app.state.settings = settings
+    admin_app.state.realtime = app.state.realtime

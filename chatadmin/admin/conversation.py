@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette_admin import CustomView
 from starlette_admin.routing import route
 
@@ -21,6 +21,8 @@ from chatadmin.clock import ms_datetime
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.blocks import StructuredDataBlock
+from chatadmin.realtime import events
+from chatadmin.realtime.guard import RealtimeDown
 from chatadmin.services import audit, threads
 from chatadmin.services import messages as messages_service
 
@@ -211,8 +213,34 @@ class ConversationView(CustomView):
                 "can_note": roles.can_annotate(request),
                 "notes": [{**n, "at": ms_datetime(n.get("created_at_ms"))} for n in thread.notes],
                 "org": thread.org_id,
+                # Live only on the last range: new messages belong at its end.
+                "live": start + PAGE >= thread.next_seq,
             },
         )
+
+    @route("/{thread_id}/events", name="conversation-events")
+    async def events(self, request: Request) -> Response:
+        """The thread's live tail for the transcript page: the staff session authorises it
+        (never an API key in the page), the org scope limits it, viewers get masked data."""
+        found = await self._thread(request, request.path_params["thread_id"])
+        if not isinstance(found, Thread):
+            return JSONResponse({"error": {"code": "not_found", "message": "no such thread"}}, 404)
+        realtime = request.app.state.realtime
+        heartbeat_ms = int(request.app.state.settings.chatadmin_sse_heartbeat_s * 1000)
+        resume = request.headers.get("last-event-id")
+        try:
+            missed, after = await events.open_tail(realtime, found.org_id, found.thread_id, resume)
+        except RealtimeDown:
+            body = {"error": {"code": "unavailable", "message": "Redis is not reachable"}}
+            return JSONResponse(body, 503)
+        masked = roles.is_masked(request)
+        stream = events.tail(
+            realtime, found.org_id, found.thread_id, missed, after, heartbeat_ms,
+            request.is_disconnected,
+            present=roles.mask_document if masked else (lambda data: data),
+        )  # fmt: skip
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
     async def _links(self, thread: Thread, messages: list[Message]) -> dict:
         """Admin pks of the analyses and executions the page links to, and execution facts."""

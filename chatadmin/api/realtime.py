@@ -4,7 +4,6 @@ answer 503 when Redis is down; nothing else depends on them."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import anyio
@@ -96,33 +95,16 @@ async def thread_events(request: Request) -> Response:
     rt = request.app.state.realtime
     heartbeat_ms = int(request.app.state.settings.chatadmin_sse_heartbeat_s * 1000)
     resume = request.headers.get("last-event-id") or q.last_event_id
-    # Everything that can fail fast does so before the stream starts (a 503, not a cut stream).
-    missed = await events.replay(rt, org, thread.thread_id, resume) if resume else []
-    after = await events.last_id(rt, org, thread.thread_id)
-    if missed:
-        after = missed[-1].id
+    missed, after = await events.open_tail(rt, org, thread.thread_id, resume)
     connection = await _connected(request, org, thread.thread_id, q.user_id)
 
     async def stream():
-        nonlocal after
         try:
-            yield f"retry: 2000\n: connected {connection.connection_id}\n\n"
-            if missed is None:
-                body = json.dumps({"reason": "the events after Last-Event-ID are gone; reload"})
-                yield f"id: {after}\nevent: reset\ndata: {body}\n\n"
-            for event in missed or []:
-                yield event.sse()
-            while not await request.is_disconnected():
-                try:
-                    found = await events.wait(rt, org, thread.thread_id, after, heartbeat_ms)
-                except RealtimeDown:
-                    yield 'event: unavailable\ndata: {"reason": "Redis is not reachable"}\n\n'
-                    return
-                if not found:
-                    yield ": heartbeat\n\n"
-                for event in found:
-                    after = event.id
-                    yield event.sse()
+            yield f": connected {connection.connection_id}\n\n"
+            async for chunk in events.tail(
+                rt, org, thread.thread_id, missed, after, heartbeat_ms, request.is_disconnected
+            ):
+                yield chunk
         finally:
             # The stream ends by cancellation when the client leaves: shield the bookkeeping.
             with anyio.CancelScope(shield=True):

@@ -141,3 +141,46 @@ async def wait(realtime: Realtime, org_id: str, thread_id: str, after: str, bloc
         lambda c: c.xread({key: after}, count=500, block=block_ms), block_ms
     )
     return [_event(i, f) for _stream, entries in found or [] for i, f in entries]
+
+
+RESET = 'event: reset\ndata: {"reason": "the events after Last-Event-ID are gone; reload"}\n\n'
+DOWN = 'event: unavailable\ndata: {"reason": "Redis is not reachable"}\n\n'
+
+
+async def open_tail(realtime: Realtime, org_id: str, thread_id: str, resume: str | None):
+    """Where a listener starts: (the events it missed or None for a reset, the id to read
+    after). Raises RealtimeDown before any byte is sent, so the caller can answer 503."""
+    missed = await replay(realtime, org_id, thread_id, resume) if resume else []
+    after = missed[-1].id if missed else await last_id(realtime, org_id, thread_id)
+    return missed, after
+
+
+async def tail(
+    realtime: Realtime,
+    org_id: str,
+    thread_id: str,
+    missed: list[Event] | None,
+    after: str,
+    heartbeat_ms: int,
+    is_disconnected,
+    present=lambda data: data,
+):
+    """The SSE text of a live tail: what was missed (or a reset), then new events as they
+    come, a heartbeat comment when nothing came, until the client leaves or Redis fails.
+    `present(data)` shapes each event's data for this listener (masking)."""
+    yield "retry: 2000\n\n"
+    if missed is None:
+        yield RESET
+    for event in missed or []:
+        yield Event(event.id, event.type, present(event.data)).sse()
+    while not await is_disconnected():
+        try:
+            found = await wait(realtime, org_id, thread_id, after, heartbeat_ms)
+        except RealtimeDown:
+            yield DOWN
+            return
+        if not found:
+            yield ": heartbeat\n\n"
+        for event in found:
+            after = event.id
+            yield Event(event.id, event.type, present(event.data)).sse()

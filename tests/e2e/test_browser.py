@@ -117,6 +117,7 @@ class Server:
     redis_prefix: str
     redis_url: str
     log: Path
+    api_headers: dict = field(default_factory=dict)  # an acme key with ingest and read
 
 
 @dataclass
@@ -243,6 +244,7 @@ def server(settings, redis_url, tmp_path_factory) -> Server:
         _finish(seed, timeout=120)
         _wait_ready(srv, proc)
         headers = {"Authorization": f"Bearer {_finish(key).strip().splitlines()[-1]}"}
+        srv.api_headers = headers
         for body in EXTRA_MESSAGES:
             r = httpx.post(f"{srv.base}/api/v1/threads/{THREAD}/messages", json=body,
                            headers=headers, timeout=10)  # fmt: skip
@@ -568,6 +570,25 @@ def test_viewer_conversation_is_masked_and_has_no_note_form(sign_in):
     expect(page.locator("#notes")).to_contain_text("Staff notes")
     expect(page.get_by_role("button", name="Add note")).to_have_count(0)
     expect(page.get_by_placeholder("Add a note for other staff")).to_have_count(0)
+
+
+def test_the_transcript_tails_new_messages_and_typing_live(sign_in, server):
+    page = sign_in("support", THREADS)
+    open_conversation(page, THREAD)
+    expect(page.locator("#live .live-state")).to_have_text("live")
+    page.wait_for_timeout(300)  # the event stream is open once its first bytes are in
+    said = {"role": "assistant", "content": "Live: the 30-day volatility is 21.4%"}
+    r = httpx.post(f"{server.base}/api/v1/threads/{THREAD}/messages", json=said,
+                   headers=server.api_headers, timeout=10)  # fmt: skip
+    assert r.status_code == 201, r.text
+    live = page.locator(f".transcript .msg-live#m{r.json()['seq']}")
+    expect(live).to_contain_text("Live: the 30-day volatility is 21.4%")
+    expect(live.locator(".badge.role-assistant")).to_have_text("assistant")
+    who = {"user_id": "acme-user-1"}
+    typing = httpx.post(f"{server.base}/api/v1/threads/{THREAD}/typing", json=who,
+                        headers=server.api_headers, timeout=10)  # fmt: skip
+    assert typing.status_code == 200, typing.text
+    expect(page.locator("#live .live-typing")).to_have_text("acme-user-1 is typing…")
 
 
 def test_a_viewer_cannot_delete_by_hand_even_with_a_csrf_token(sign_in):
