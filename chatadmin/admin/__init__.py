@@ -15,6 +15,7 @@ from chatadmin.admin import views
 from chatadmin.admin.auth import ABSOLUTE_SECONDS, StaffAuthProvider
 from chatadmin.admin.conversation import ConversationView
 from chatadmin.admin.dashboard import Dashboard
+from chatadmin.admin.realtime import RealtimeView
 from chatadmin.admin.throttle import LoginThrottle
 from chatadmin.settings import Settings
 
@@ -56,7 +57,7 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
         ],
         "Audit": [views.AuditLogView, views.MigrationView],
         "People": [views.UserView, views.ConnectionView],
-        "Analytics": [views.AnalyticsView],
+        "Analytics": [views.AnalyticsView, RealtimeView],
         "Settings": [views.AdminUserView, views.ApiKeyView],
     }
     icons = {

@@ -116,3 +116,21 @@ async def test_list_exports_are_audited(app, login_as):
     entry = await AuditLog.find_one({"action": "list_exported", "actor_id": admin.username})
     assert entry is not None and entry.resource_type == "user"
     assert entry.metadata["format"] == "csv" and entry.actor_type == "admin"
+
+
+async def test_the_realtime_page_shows_presence_rooms_and_streams_in_scope(
+    app, client, make_key, login_as
+):
+    h = await make_key("acme", "ingest", "read")
+    await make_thread("acme", "acme-user-1", "rt-thread")
+    await client.put("/api/v1/presence/acme-user-1", json={"status": "away"}, headers=h)
+    await client.post("/api/v1/threads/rt-thread/messages",
+                      json={"role": "user", "content": "hello"}, headers=h)  # fmt: skip
+    admin = await login_as("admin")
+    page = await admin.get("/admin/realtime")
+    assert page.status_code == 200, page.text[:300]
+    assert "acme-user-1" in page.text and "away" in page.text
+    assert "rt-thread" in page.text  # its event stream holds the message's event
+    other = await login_as("admin", org_id="globex")
+    scoped = await other.get("/admin/realtime")
+    assert scoped.status_code == 200 and "acme-user-1" not in scoped.text
