@@ -63,8 +63,9 @@ class Realtime:
         try:
             return await call(self.blocking)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            self.warn(f"Redis is not reachable ({type(exc).__name__}: {exc})")
+            # A listener's read failing ends that listener only: it does not stop the others
+            # (requests still find out through `run` whether Redis is down).
+            self.warn(f"a live-tail read failed ({type(exc).__name__}: {exc})")
             raise RealtimeDown("real-time state is unavailable (Redis is not reachable)") from exc
 
     def warn(self, message: str) -> None:

@@ -196,16 +196,27 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+POOL_SIZE = 64  # connections per client; more concurrent commands wait for a free one
+CONNECT_S = 0.5  # a new connection may take this long (a burst of them on a busy host)
+
+
 def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
-    """A Redis client for `REDIS_URL`, or the in-process stand-in (with a warning)."""
+    """A Redis client for `REDIS_URL`, or the in-process stand-in (with a warning).
+
+    Commands time out after `CHATADMIN_REDIS_TIMEOUT_MS`; a bounded pool makes a burst of
+    requests share connections instead of opening one each (each one a connect to wait for).
+    """
     if settings.redis_url:
         timeout = settings.chatadmin_redis_timeout_ms / 1000
-        return aioredis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
-            socket_connect_timeout=timeout,
+            max_connections=POOL_SIZE,
+            timeout=max(timeout, CONNECT_S),
+            socket_connect_timeout=max(timeout, CONNECT_S),
             socket_timeout=timeout,
             health_check_interval=30,
         )
+        return aioredis.Redis(connection_pool=pool)
     log.warning("REDIS_URL is not set: real-time state is kept per process (in memory)")
     return InProcessStore()
 
@@ -217,7 +228,7 @@ def connect_blocking(settings: Settings, shared: Any) -> Any:
         return shared
     return aioredis.from_url(
         settings.redis_url,
-        socket_connect_timeout=settings.chatadmin_redis_timeout_ms / 1000,
+        socket_connect_timeout=max(settings.chatadmin_redis_timeout_ms / 1000, CONNECT_S),
         socket_timeout=settings.chatadmin_sse_heartbeat_s + 5,
         health_check_interval=30,
     )
