@@ -21,7 +21,7 @@ from chatadmin.clock import ms_datetime
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.blocks import StructuredDataBlock
-from chatadmin.realtime import events
+from chatadmin.realtime import events, fanout
 from chatadmin.realtime.guard import RealtimeDown
 from chatadmin.services import audit, threads
 from chatadmin.services import messages as messages_service
@@ -234,7 +234,7 @@ class ConversationView(CustomView):
             body = {"error": {"code": "unavailable", "message": "Redis is not reachable"}}
             return JSONResponse(body, 503)
         masked = roles.is_masked(request)
-        stream = events.tail(
+        stream = fanout.tail(
             realtime, found.org_id, found.thread_id, missed, after, heartbeat_ms,
             request.is_disconnected,
             present=roles.mask_document if masked else (lambda data: data),

@@ -4,6 +4,8 @@ answer 503 when Redis is down; nothing else depends on them."""
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import timedelta
 
 import anyio
@@ -14,6 +16,7 @@ from chatadmin.api.http import path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.clock import now_ms, to_ms, utcnow
 from chatadmin.models import Connection
+from chatadmin.models.base import new_id
 from chatadmin.models.realtime import (
     EventsQuery,
     PresenceIn,
@@ -23,7 +26,7 @@ from chatadmin.models.realtime import (
     TypingIn,
     TypingOut,
 )
-from chatadmin.realtime import events, keys, state
+from chatadmin.realtime import events, fanout, keys, state
 from chatadmin.realtime.guard import RealtimeDown
 from chatadmin.services import threads
 
@@ -101,7 +104,7 @@ async def thread_events(request: Request) -> Response:
     async def stream():
         try:
             yield f": connected {connection.connection_id}\n\n"
-            async for chunk in events.tail(
+            async for chunk in fanout.tail(
                 rt, org, thread.thread_id, missed, after, heartbeat_ms, request.is_disconnected
             ):
                 yield chunk
@@ -118,8 +121,12 @@ async def _connected(request: Request, org: str, thread_id: str, user_id: str | 
     """Record a listener: its connection document, and the participants and room sets."""
     now = utcnow()
     expires = now + timedelta(seconds=request.app.state.settings.chatadmin_connection_ttl_seconds)
+    connection_id = new_id()
     connection = Connection(
         org_id=org,
+        connection_id=connection_id,
+        # The process holding the socket: with several workers, which one serves this listener.
+        socket_id=f"{socket.gethostname()}:{os.getpid()}:{connection_id[:8]}",
         user_id=user_id or f"key:{request.state.api_key.key_id}",
         status="active",
         active_thread_ids=[thread_id],

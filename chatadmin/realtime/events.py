@@ -153,34 +153,3 @@ async def open_tail(realtime: Realtime, org_id: str, thread_id: str, resume: str
     missed = await replay(realtime, org_id, thread_id, resume) if resume else []
     after = missed[-1].id if missed else await last_id(realtime, org_id, thread_id)
     return missed, after
-
-
-async def tail(
-    realtime: Realtime,
-    org_id: str,
-    thread_id: str,
-    missed: list[Event] | None,
-    after: str,
-    heartbeat_ms: int,
-    is_disconnected,
-    present=lambda data: data,
-):
-    """The SSE text of a live tail: what was missed (or a reset), then new events as they
-    come, a heartbeat comment when nothing came, until the client leaves or Redis fails.
-    `present(data)` shapes each event's data for this listener (masking)."""
-    yield "retry: 2000\n\n"
-    if missed is None:
-        yield RESET
-    for event in missed or []:
-        yield Event(event.id, event.type, present(event.data)).sse()
-    while not await is_disconnected():
-        try:
-            found = await wait(realtime, org_id, thread_id, after, heartbeat_ms)
-        except RealtimeDown:
-            yield DOWN
-            return
-        if not found:
-            yield ": heartbeat\n\n"
-        for event in found:
-            after = event.id
-            yield Event(event.id, event.type, present(event.data)).sse()

@@ -17,7 +17,7 @@ import uvicorn
 from chatadmin.app import create_app
 from chatadmin.embedded import free_port
 from chatadmin.models import Connection
-from chatadmin.realtime import keys
+from chatadmin.realtime import fanout, keys
 from chatadmin.services import messages
 from tests.factories import make_thread
 
@@ -44,6 +44,7 @@ async def live(settings, database):
         await asyncio.sleep(0.02)
     await app.state.redis.flushdb()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        http.served_app = app  # the tests look at its fan-out
         yield http
     server.should_exit = True
     await task
@@ -230,3 +231,31 @@ async def test_cache_lookup_reads_redis_before_mongodb(client, make_key, raw_red
     assert not await raw_redis.exists(redis_key)  # a new result drops the Redis copy
     third = (await client.post("/api/v1/cache/lookup", json=question, headers=h)).json()
     assert third["result"] == {"v": 2}
+
+
+async def test_one_reader_per_conversation_serves_every_listener_of_the_process(live, make_key):
+    h = await make_key("org-a", "ingest", "read")
+    await make_thread("org-a", "u1", "t1")
+    url = "/api/v1/threads/t1/events"
+
+    async def say(text):
+        body = {"role": "user", "content": text}
+        r = await live.post("/api/v1/threads/t1/messages", json=body, headers=h)
+        assert r.status_code == 201, r.text
+
+    async with live.stream("GET", url, headers=h) as first:
+        early = Tail(first)
+        await say("one")
+        (one,) = await early.take(1)
+        async with live.stream("GET", url, headers=h) as second:
+            late = Tail(second)
+            await say("two")
+            await say("three")
+            got_early = await early.take(2)
+            got_late = await late.take(2)
+            hub = fanout.of(live.served_app.state.realtime)
+            assert list(hub.readers) == [("org-a", "t1")]  # one XREAD for both listeners
+            assert len(hub.readers[("org-a", "t1")].queues) == 2
+    texts = [e["data"]["text"] for e in [one, *got_early]]
+    assert texts == ["one", "two", "three"]
+    assert [e["data"]["text"] for e in got_late] == ["two", "three"]

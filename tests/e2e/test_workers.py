@@ -69,7 +69,7 @@ def workers(settings, redis_url, tmp_path):
             time.sleep(0.1)
     try:
         assert len(pids) == 2, (tmp_path / "runserver.log").read_text()
-        yield base, {"Authorization": f"Bearer {key}"}, pids
+        yield base, {"Authorization": f"Bearer {key}"}, pids, db_name
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(30)
@@ -78,29 +78,51 @@ def workers(settings, redis_url, tmp_path):
             client.drop_database(db_name)
 
 
-async def test_events_and_rate_limits_cross_worker_processes(workers):
-    base, headers, pids = workers
-    fresh = httpx.Limits(max_keepalive_connections=0)  # every request on a new connection
-    async with (
-        httpx.AsyncClient(base_url=base, timeout=10) as listener,
-        httpx.AsyncClient(base_url=base, timeout=10, limits=fresh) as writer,
-    ):
-        made = await writer.post("/api/v1/threads", json={"user_id": "u1", "thread_id": "t1"},
-                                 headers=headers)  # fmt: skip
+async def _pinned(base: str, pid: int) -> httpx.AsyncClient:
+    """A client whose one kept-alive connection is served by the worker `pid`."""
+    for _ in range(100):
+        client = httpx.AsyncClient(
+            base_url=base, timeout=10, limits=httpx.Limits(max_connections=1)
+        )
+        if (await client.get("/healthz")).json()["pid"] == pid:
+            return client
+        await client.aclose()
+    raise AssertionError(f"no connection reached worker {pid}")
+
+
+async def test_events_and_rate_limits_cross_worker_processes(workers, settings):
+    base, headers, pids, db_name = workers
+    async with httpx.AsyncClient(base_url=base, timeout=10) as listener:
+        made = await listener.post("/api/v1/threads", json={"user_id": "u1", "thread_id": "t1"},
+                                   headers=headers)  # fmt: skip
         assert made.status_code == 201, made.text
-        served = {(await writer.get("/healthz")).json()["pid"] for _ in range(20)}
-        assert served == pids  # new connections reach both workers
         async with listener.stream("GET", "/api/v1/threads/t1/events", headers=headers) as tail:
             assert tail.status_code == 200
+            lines = tail.aiter_lines()
+            async for line in lines:  # the listener's worker names itself in its connection
+                if line.startswith(": connected "):
+                    connection_id = line.split()[-1]
+                    break
+            with MongoClient(settings.mongodb_uri) as mongo:
+                found = mongo[db_name].connections.find_one({"connection_id": connection_id})
+            held = found["socket_id"]
+            listening_pid = int(held.split(":")[1])
+            other = (pids - {listening_pid}).pop()
+            writers = [await _pinned(base, listening_pid), await _pinned(base, other)]
             statuses = []
-            for i in range(51):  # u1 is a manager: 50 messages a minute, across both workers
-                body = {"role": "user", "content": f"n{i}"}
-                r = await writer.post("/api/v1/threads/t1/messages", json=body, headers=headers)
-                statuses.append(r.status_code)
+            try:
+                for i in range(51):  # u1 is a manager: 50 messages a minute, across both
+                    body = {"role": "user", "content": f"n{i}"}
+                    r = await writers[i % 2].post("/api/v1/threads/t1/messages", json=body,
+                                                  headers=headers)  # fmt: skip
+                    statuses.append(r.status_code)
+            finally:
+                for w in writers:
+                    await w.aclose()
             seen = []
 
             async def read():
-                async for line in tail.aiter_lines():
+                async for line in lines:
                     if line.startswith("data: "):
                         seen.append(json.loads(line[6:])["seq"])
                         if len(seen) == 50:
@@ -108,4 +130,5 @@ async def test_events_and_rate_limits_cross_worker_processes(workers):
 
             await asyncio.wait_for(read(), 20)
     assert statuses == [201] * 50 + [429]
-    assert seen == list(range(50))  # every event once, in order, whichever worker wrote it
+    # every event once and in order, half of them written by the other worker
+    assert seen == list(range(50))
