@@ -16,6 +16,7 @@ from chatadmin.realtime.guard import Realtime, RealtimeDown
 
 QUEUE_SIZE = 10_000  # a listener this far behind is cut off (it reconnects and resumes)
 CUT_OFF = object()
+READ_TRIES = 3  # reads in a row that may fail before the listeners are told Redis is down
 
 
 class Reader:
@@ -28,6 +29,7 @@ class Reader:
 
     async def run(self) -> None:
         org_id, thread_id = self.key
+        failures = 0
         while True:
             if not self.queues:  # no await between this check and leaving: joiners see us or not
                 self.hub.readers.pop(self.key, None)
@@ -37,10 +39,15 @@ class Reader:
                     self.hub.realtime, org_id, thread_id, self.pos, self.block_ms
                 )
             except RealtimeDown:
+                failures += 1
+                if failures < READ_TRIES:  # a slow moment, not an outage: read again
+                    await asyncio.sleep(0.1 * failures)
+                    continue
                 self.hub.readers.pop(self.key, None)
                 for q in self.queues:
                     _offer(q, None)
                 return
+            failures = 0
             for event in found:  # no await in here: a joiner is added between two events
                 self.pos = event.id
                 for q in list(self.queues):

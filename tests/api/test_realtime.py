@@ -151,6 +151,10 @@ async def test_the_live_tail_carries_every_write_path_and_resumes(live, make_key
     ]
     assert got[2]["data"]["feedback"]["rating"] == 5
     assert got[3]["data"]["text"] == "edited by an admin"
+    stream = "chat:" + keys.queue("org-a", "t1")  # seed 004's one-hour message queue
+    left = await raw_redis.pttl(stream)
+    assert 3590 < left / 1000 <= 3600, left
+    assert await raw_redis.xlen(stream) == 4
     await asyncio.sleep(0.2)  # the server notices the disconnect at its next heartbeat
     for _ in range(50):
         gone = await Connection.find_one({"org_id": "org-a", "user_id": "watcher"})

@@ -44,6 +44,9 @@ def workers(settings, redis_url, tmp_path):
         "CHATADMIN_DATA_DIR": str(tmp_path / "data"),
         "CHATADMIN_LOG_LEVEL": "WARNING",
         "CHATADMIN_SSE_HEARTBEAT_S": "0.5",
+        # This test is about sharing across processes, not about timeouts: a busy machine must
+        # not make a Redis call time out and the limits fail open.
+        "CHATADMIN_REDIS_TIMEOUT_MS": "2000",
     }
     manage = [sys.executable, str(ROOT / "manage.py")]
     migrated = subprocess.run([*manage, "migrate"], env=env, capture_output=True, text=True)
