@@ -1,5 +1,6 @@
-"""`/admin/realtime`: what Redis holds right now: who is present, the live-tail rooms and their
-listeners, and the depth of each conversation's event stream (org scope honoured)."""
+"""`/admin/realtime`: what Redis holds right now: the sessions, who is present, the live-tail
+rooms and their listeners, and the depth of each conversation's event stream (org scope
+honoured)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ async def snapshot(rt: Realtime, org: str | None) -> dict:
         return sorted(found)
 
     async def read(client):
+        sessions = []
+        async for key in client.scan_iter(match=rt.key("session:{*"), count=500):
+            fields = {_text(k): _text(v) for k, v in (await client.hgetall(key)).items()}
+            if not fields or (org and fields.get("organizationId") != org):
+                continue
+            sessions.append({"session": _tag(_text(key))[0], "org": fields.get("organizationId"),
+                             "user": fields.get("userId"), "status": fields.get("presenceStatus"),
+                             "last_activity_ms": int(fields.get("lastActivity") or 0)})  # fmt: skip
+            if len(sessions) >= MAX_ROWS:
+                break
         presence = []
         for key in await scan(client, "presence"):
             value = await client.get(key)
@@ -59,7 +70,7 @@ async def snapshot(rt: Realtime, org: str | None) -> dict:
             org_id, thread = _tag(key)
             depth = len(await client.xrange(key)) if rt.in_process else await client.xlen(key)
             queues.append({"org": org_id, "thread": thread, "events": depth})
-        return {"presence": presence, "rooms": rooms, "queues": queues}
+        return {"sessions": sessions, "presence": presence, "rooms": rooms, "queues": queues}
 
     return await rt.run(read)
 
@@ -81,7 +92,7 @@ class RealtimeView(CustomView):
         try:
             data, error = await snapshot(request.app.state.realtime, org), None
         except RealtimeDown as exc:
-            data, error = {"presence": [], "rooms": [], "queues": []}, str(exc)
+            data, error = {"sessions": [], "presence": [], "rooms": [], "queues": []}, str(exc)
         return self._admin._template_response(
             request,
             "realtime.html",

@@ -123,7 +123,8 @@ async def test_the_realtime_page_shows_presence_rooms_and_streams_in_scope(
 ):
     h = await make_key("acme", "ingest", "read")
     await make_thread("acme", "acme-user-1", "rt-thread")
-    await client.put("/api/v1/presence/acme-user-1", json={"status": "away"}, headers=h)
+    away = {"status": "away", "session_id": "sess-acme-1"}
+    await client.put("/api/v1/presence/acme-user-1", json=away, headers=h)
     await client.post("/api/v1/threads/rt-thread/messages",
                       json={"role": "user", "content": "hello"}, headers=h)  # fmt: skip
     admin = await login_as("admin")
@@ -131,6 +132,8 @@ async def test_the_realtime_page_shows_presence_rooms_and_streams_in_scope(
     assert page.status_code == 200, page.text[:300]
     assert "acme-user-1" in page.text and "away" in page.text
     assert "rt-thread" in page.text  # its event stream holds the message's event
+    assert "sess-acme-1" in page.text  # the session hash
     other = await login_as("admin", org_id="globex")
     scoped = await other.get("/admin/realtime")
     assert scoped.status_code == 200 and "acme-user-1" not in scoped.text
+    assert "sess-acme-1" not in scoped.text

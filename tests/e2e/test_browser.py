@@ -589,6 +589,10 @@ def test_the_transcript_tails_new_messages_and_typing_live(sign_in, server):
                         headers=server.api_headers, timeout=10)  # fmt: skip
     assert typing.status_code == 200, typing.text
     expect(page.locator("#live .live-typing")).to_have_text("acme-user-1 is typing…")
+    url = f"{server.base}/api/v1/threads/{THREAD}/messages/next-answer/processing"
+    queued = httpx.put(url, json={"status": "queued"}, headers=server.api_headers, timeout=10)
+    assert queued.status_code == 200, queued.text
+    expect(page.locator("#live .live-processing")).to_have_text("AI queued (message next-answer)")
 
 
 def test_a_viewer_cannot_delete_by_hand_even_with_a_csrf_token(sign_in):
