@@ -41,11 +41,12 @@ async def snapshot(rt: Realtime, org: str | None) -> dict:
 
     async def read(client):
         sessions = []
-        async for key in client.scan_iter(match=rt.key("session:{*"), count=500):
+        async for raw in client.scan_iter(match=rt.key("session:{*"), count=500):
+            key = _text(raw)
             fields = {_text(k): _text(v) for k, v in (await client.hgetall(key)).items()}
             if not fields or (org and fields.get("organizationId") != org):
                 continue
-            sessions.append({"session": _tag(_text(key))[0], "org": fields.get("organizationId"),
+            sessions.append({"session": _tag(key)[0], "org": fields.get("organizationId"),
                              "user": fields.get("userId"), "status": fields.get("presenceStatus"),
                              "last_activity_ms": int(fields.get("lastActivity") or 0)})  # fmt: skip
             if len(sessions) >= MAX_ROWS:

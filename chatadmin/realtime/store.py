@@ -85,7 +85,7 @@ class InProcessStore:
             k.encode() for k in list(self._data) if self._live(k) and fnmatch.fnmatch(k, pattern)
         ]
 
-    async def scan_iter(self, match: str = "*"):
+    async def scan_iter(self, match: str = "*", count: int | None = None):
         for key in await self.keys(match):
             yield key
 

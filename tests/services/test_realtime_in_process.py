@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from chatadmin.admin.realtime import snapshot
 from chatadmin.exceptions import InvalidTransition
 from chatadmin.realtime import events, fanout, keys, state
 from chatadmin.realtime.guard import Realtime
@@ -65,3 +66,17 @@ async def test_the_stream_replays_and_fans_out_in_process(hub):
     assert [e.type for e in got] == ["typing", "typing"] and got[0].id == got[1].id
     for q in (q1, q2):
         fanout.of(hub).unsubscribe("o", "t1", q)
+
+
+async def test_the_admin_realtime_snapshot_reads_the_in_process_store(hub):
+    await state.set_presence(hub, "o", "u1", "busy", "s1")
+    await state.set_presence(hub, "p", "u9", "online")
+    await events.publish("o", "t1", "message.created", {"seq": 0})
+    await hub.store.sadd(hub.key(keys.room("o", "t1")), "c1")
+    seen = await snapshot(hub, "o")  # an admin scoped to org "o"
+    assert [(x["session"], x["user"]) for x in seen["sessions"]] == [("s1", "u1")]
+    assert [(x["user"], x["status"]) for x in seen["presence"]] == [("u1", "busy")]
+    assert seen["rooms"] == [{"org": "o", "thread": "t1", "listeners": 1, "participants": []}]
+    assert seen["queues"] == [{"org": "o", "thread": "t1", "events": 1}]
+    everyone = await snapshot(hub, None)
+    assert {x["user"] for x in everyone["presence"]} == {"u1", "u9"}
