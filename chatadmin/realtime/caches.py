@@ -46,18 +46,19 @@ async def ai_drop(rt: Realtime, org_id: str, cache_key: str) -> None:
 async def context_get(rt: Realtime, org_id: str, thread_id: str, variant: str) -> dict | None:
     key = rt.key(keys.context(org_id, thread_id))
     try:
-        raw = await rt.run(lambda c: c.get(f"{key}:{variant}"))
+        raw = await rt.run(lambda c: c.hget(key, variant))
     except RealtimeDown:
         return None
     return json.loads(raw) if raw else None
 
 
 async def context_put(rt: Realtime, org_id: str, thread_id: str, variant: str, body: dict) -> None:
+    """Cache one variant (message and analysis counts) in the thread's hash; one key per
+    thread, so a write drops every variant with one `DEL`."""
     key = rt.key(keys.context(org_id, thread_id))
 
     async def write(client):
-        await client.set(f"{key}:{variant}", json.dumps(body, separators=(",", ":")), ex=CONTEXT_S)
-        await client.sadd(key, variant)  # the variants cached, to drop them all at once
+        await client.hset(key, mapping={variant: json.dumps(body, separators=(",", ":"))})
         await client.expire(key, CONTEXT_S)
 
     try:
@@ -70,11 +71,8 @@ async def context_drop(rt: Realtime, org_id: str, thread_ids: set[str]) -> None:
     """Forget the cached contexts of these threads (their data changed)."""
 
     async def drop(client):
-        for thread_id in thread_ids:
-            key = rt.key(keys.context(org_id, thread_id))
-            variants = await client.smembers(key)
-            names = [f"{key}:{v.decode() if isinstance(v, bytes) else v}" for v in variants]
-            await client.delete(key, *names)
+        for thread_id in thread_ids:  # one key each: a DEL per slot on a cluster
+            await client.delete(rt.key(keys.context(org_id, thread_id)))
 
     try:
         await rt.run(drop)

@@ -58,26 +58,33 @@ async def publish_many(org_id: str, items: list[tuple[str, str, dict[str, Any]]]
         return
     minid = f"{int(time.time() * 1000) - RETENTION_MS}-0"
 
+    touched = {thread_id for thread_id, _, _ in items}
+
     async def write(client):
         if hub.in_process:
             for thread_id, kind, data in items:
                 await client.xadd(
                     hub.key(keys.queue(org_id, thread_id)), _fields(kind, data), minid=minid
                 )
+            for thread_id in touched:
+                await client.delete(hub.key(keys.context(org_id, thread_id)))
             return
+        # One round trip: the events, their trimming, and the drop of the threads' cached
+        # contexts (a write to a thread makes its context stale).
         pipe = client.pipeline(transaction=False)
         for thread_id, kind, data in items:
             key = hub.key(keys.queue(org_id, thread_id))
             pipe.xadd(key, _fields(kind, data), maxlen=MAX_EVENTS, approximate=True)
             pipe.xtrim(key, minid=minid, approximate=True)
             pipe.pexpire(key, RETENTION_MS)
+        for thread_id in touched:
+            pipe.delete(hub.key(keys.context(org_id, thread_id)))
         await pipe.execute()
 
     try:
         await hub.run(write)
     except RealtimeDown:
         hub.warn("live-tail events are not published: Redis is not reachable")
-    await caches.context_drop(hub, org_id, {thread_id for thread_id, _, _ in items})
 
 
 async def touched(org_id: str, thread_ids: set[str]) -> None:

@@ -47,25 +47,23 @@ class Realtime:
 
     async def run(self, call: Callable[[Any], Awaitable[T]]) -> T:
         """Run `call(client)`; RealtimeDown when Redis fails now or failed a moment ago."""
-        if time.monotonic() < self._down_until:
-            raise RealtimeDown("real-time state is unavailable (Redis is not reachable)")
-        try:
-            return await call(self.store)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._down_until = time.monotonic() + RETRY_AFTER_S
-            self.warn(f"Redis is not reachable ({type(exc).__name__}: {exc})")
-            raise RealtimeDown("real-time state is unavailable (Redis is not reachable)") from exc
+        return await self._guarded(call, self.store, trips=True)
 
     async def run_blocking(self, call: Callable[[Any], Awaitable[T]], block_ms: int) -> T:
-        """Run a blocking read (`call(client)`) on the client meant for it."""
+        """Run a blocking read (`call(client)`) on the client meant for it. Its failure ends
+        that listener only: it does not stop the others (`run` finds out whether Redis is
+        down)."""
+        return await self._guarded(call, self.blocking, trips=False)
+
+    async def _guarded(self, call, client, *, trips: bool):
         if time.monotonic() < self._down_until:
             raise RealtimeDown("real-time state is unavailable (Redis is not reachable)")
         try:
-            return await call(self.blocking)
+            return await call(client)
         except (RedisError, OSError, TimeoutError) as exc:
-            # A listener's read failing ends that listener only: it does not stop the others
-            # (requests still find out through `run` whether Redis is down).
-            self.warn(f"a live-tail read failed ({type(exc).__name__}: {exc})")
+            if trips:
+                self._down_until = time.monotonic() + RETRY_AFTER_S
+            self.warn(f"Redis is not reachable ({type(exc).__name__}: {exc})")
             raise RealtimeDown("real-time state is unavailable (Redis is not reachable)") from exc
 
     def warn(self, message: str) -> None:

@@ -98,6 +98,9 @@ class InProcessStore:
         self._data[key] = current
         return fresh
 
+    async def hget(self, key: str, field: str) -> bytes | None:
+        return self._data[key].get(field) if self._live(key) else None
+
     async def hgetall(self, key: str) -> dict[bytes, bytes]:
         return {k.encode(): v for k, v in self._data[key].items()} if self._live(key) else {}
 
