@@ -1,53 +1,57 @@
 #!/usr/bin/env python3
-"""Ingestion benchmark: the HTTP API against raw PyMongo and LangChain's MongoDB chat history.
+"""Ingestion benchmark: the HTTP API against raw PyMongo and LangChain's MongoDB chat history,
+and how the API's ratio to raw PyMongo holds as the database grows.
 
 One run starts ONE nx-27017 server (the embedded default) on a temporary data dir, the app on top
 of it (`manage.py runserver` in a subprocess, on a free loopback port), creates an API key with
-`manage.py createapikey`, and then, on the same server:
+`manage.py createapikey`, and then, on the same server, for each step of --sizes (default: one
+step of --messages):
 
-  (a) API       POST /api/v1/ingest, batches of --batch message events, --clients concurrent
-                httpx.AsyncClient, each client the only writer of its own conversations
-                (so every thread's messages arrive in order), ~--threads-per-batch distinct
-                threads in each batch; threads are created by their first message;
-  (b) raw       the same stored message documents (read back from (a)'s database, so byte for
-                byte the same) with PyMongo `insert_many`, same batches, same concurrency, into a
-                second database whose `chat_messages` has the product's indexes; and, for
-                information only, once more into a collection with no secondary index;
+  (a) API       POST /api/v1/ingest of the step's next slice of batches, --batch message events
+                each, --clients concurrent httpx.AsyncClient, each client the only writer of its
+                own conversations (so every thread's messages arrive in order), ~--threads-per-
+                batch distinct threads in each batch; threads are created by their first message;
+  (b) raw       the same stored message documents of that slice (read back from (a)'s database,
+                so byte for byte the same) with PyMongo `insert_many`, same batches, same
+                concurrency, into a second database whose `chat_messages` has the product's
+                indexes; so both databases grow together, step by step.
+
+and after the last step:
+
+  (info) raw    every document once more into a collection with no secondary index;
   (c) LangChain `langchain_mongodb.MongoDBChatMessageHistory.add_messages`, one history per
                 thread, same batches and concurrency (threads), into a third database; on the
                 first --langchain-messages messages only (whole batches), since it is slow:
                 rates are per message, so the ratio stays fair.
 
 It checks (a) (count, gap-free seqs in arrival order on sampled threads, a replayed batch is all
-`unchanged`), prints messages/s for each, the ratios and the goals (API >= 0.5 x raw PyMongo,
-API >= 10 x LangChain), and writes the figures as JSON under bench/results/.
+`unchanged`), prints messages/s and nx-27017's CPU per message for each phase and each step,
+the ratios and the goals (API >= 0.5 x raw PyMongo at every step, a ratio that does not fall
+as the database grows, API >= 10 x LangChain), and writes the figures as JSON under
+bench/results/.
 
 Run it with `bash bench/run.sh [ARGS]` (its own virtualenv, bench/.venv, holds langchain-mongodb,
 which is not a product dependency), or with any Python that has chatadmin, httpx and
-langchain-mongodb installed: `python bench/ingest.py --messages 50000`.
+langchain-mongodb installed: `python bench/ingest.py --messages 50000`, or
+`python bench/ingest.py --sizes 50000,200000`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
+import itertools
 import json
 import os
-import platform
 import random
-import secrets
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,59 +61,26 @@ if str(ROOT) not in sys.path:  # `python bench/ingest.py` from a checkout
 import httpx  # noqa: E402
 from pymongo import AsyncMongoClient, MongoClient  # noqa: E402
 
-from chatadmin.embedded import EmbeddedMongo, free_port  # noqa: E402
+from bench.common import data as words  # noqa: E402
+from bench.common.cli import add_run_args, add_size_args, parse, run_main  # noqa: E402
+from bench.common.report import machine, say, stamp, verdict, write_results  # noqa: E402
+from bench.common.servers import NO_RATE_LIMITS, scratch, server_pid  # noqa: E402
+from bench.common.timing import Meter, percentile  # noqa: E402
 from chatadmin.indexes import declared_indexes  # noqa: E402
 from chatadmin.models import Message, Thread  # noqa: E402
+from chatadmin.testservers import NX, AppServer, start_test_server  # noqa: E402
 
-GOAL_RAW = 0.5  # API >= 0.5 x raw PyMongo
+GOAL_RAW = 0.5  # API >= 0.5 x raw PyMongo, at every step
 GOAL_LANGCHAIN = 10.0  # API >= 10 x LangChain
+GROWTH_NOISE = 0.95  # "does not fall": each step's ratio >= 0.95 x the step before's
 OTHER_LOAD_WARN = 10.0  # % of the machine used by other processes that makes a phase noisy
 ORG = "bench-org"
 MESSAGES_COLLECTION = Message.Settings.name
 THREADS_COLLECTION = Thread.Settings.name
 
+Plans = list[list[list[dict]]]  # per client, its batches of events (or documents)
+
 # -- the data ------------------------------------------------------------------------------------
-
-WORDS = (
-    "the a of to and in is that for on with as by at from this it be are was an or which "
-    "volatility return price ticker market index portfolio risk drawdown sharpe beta alpha "
-    "earnings revenue margin growth quarter year month week day close open high low volume "
-    "trend average moving correlation benchmark sector exposure hedge position weight "
-    "dividend yield spread rate inflation forecast model estimate range signal momentum "
-    "analysis compute result chart table summary compare over last since between against "
-    "why how what which show me please explain could would should higher lower than"
-).split()
-TICKERS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "JPM", "XOM", "KO", "SPY"]
-TOOLS = [
-    ("get_price_history", lambda r, t: {"ticker": t, "lookback_days": r.choice([7, 30, 90, 365])}),
-    ("compute_volatility", lambda r, t: {"ticker": t, "window": r.choice([20, 60]), "annual": 1}),
-    ("run_sql", lambda r, t: {"query": f"select * from prices where ticker = '{t}' limit 100"}),
-    ("search_filings", lambda r, t: {"ticker": t, "form": r.choice(["10-K", "10-Q"]), "k": 5}),
-]
-MODELS = ["claude-sonnet-4", "claude-haiku-4", "gpt-4.1-mini"]
-
-
-def _sentence(rng: random.Random, low: int, high: int) -> str:
-    words = [rng.choice(WORDS) for _ in range(rng.randint(low, high))]
-    if rng.random() < 0.5:
-        words.insert(rng.randrange(len(words)), rng.choice(TICKERS))
-    return " ".join(words).capitalize() + rng.choice([".", "?", "."])
-
-
-def _text(rng: random.Random, low: int, high: int) -> str:
-    return " ".join(_sentence(rng, 6, 18) for _ in range(rng.randint(low, high)))
-
-
-def _ai(rng: random.Random, low: int, high: int) -> dict:
-    inp, out = rng.randint(low, high), rng.randint(low // 10, high // 4)
-    return {
-        "model": rng.choice(MODELS),
-        "input_tokens": inp,
-        "output_tokens": out,
-        "total_tokens": inp + out,
-        "response_ms": rng.randint(300, 6000),
-        "temperature": 0.2,
-    }
 
 
 @dataclass
@@ -136,58 +107,34 @@ def make_conversations(n_messages: int, seed: int) -> list[Conversation]:
         convs.append(conv)
         msgs: list[dict] = []
         for turn in range(rng.randint(1, 8)):
-            ticker = rng.choice(TICKERS)
-            msgs.append({"role": "user", "user_id": conv.user_id, "content": _text(rng, 1, 3)})
+            ticker = rng.choice(words.TICKERS)
+            msgs.append({"role": "user", "user_id": conv.user_id, "content": words.text(rng, 1, 3)})
             if rng.random() < 0.35:
-                name, make_input = rng.choice(TOOLS)
+                name, make_input = rng.choice(words.TOOLS)
                 tool_id = f"toolu_{i:06d}_{turn}"
+                said = words.text(rng, 1, 2)
+                call = {"type": "tool_use", "id": tool_id, "name": name}
+                call["input"] = make_input(rng, ticker)
                 msgs.append(
                     {
                         "role": "assistant",
-                        "content": [
-                            {"type": "text", "text": _text(rng, 1, 2)},
-                            {
-                                "type": "tool_use",
-                                "id": tool_id,
-                                "name": name,
-                                "input": make_input(rng, ticker),
-                            },
-                        ],
-                        "ai_metadata": _ai(rng, 300, 2500),
+                        "content": [{"type": "text", "text": said}, call],
+                        "ai_metadata": words.ai_metadata(rng, 300, 2500),
                     }
                 )
                 failed = rng.random() < 0.1
                 result = (
                     "upstream market data timed out"
                     if failed
-                    else json.dumps(
-                        {
-                            "ticker": ticker,
-                            "rows": [
-                                [d, round(rng.uniform(50, 500), 2)]
-                                for d in range(rng.randint(5, 40))
-                            ],
-                        }
-                    )
+                    else words.price_rows(rng, ticker, 40)
                 )
-                msgs.append(
-                    {
-                        "role": "tool",
-                        "content": [
-                            {
-                                "type": "tool_result",
-                                "tool_use_id": tool_id,
-                                "is_error": failed,
-                                "content": result,
-                            }
-                        ],
-                    }
-                )
+                block = {"type": "tool_result", "tool_use_id": tool_id, "is_error": failed}
+                msgs.append({"role": "tool", "content": [{**block, "content": result}]})
             msgs.append(
                 {
                     "role": "assistant",
-                    "content": _text(rng, 3, 16),
-                    "ai_metadata": _ai(rng, 800, 4000),
+                    "content": words.text(rng, 3, 16),
+                    "ai_metadata": words.ai_metadata(rng, 800, 4000),
                 }
             )
         for j, data in enumerate(msgs[: n_messages - total]):
@@ -204,7 +151,7 @@ def make_conversations(n_messages: int, seed: int) -> list[Conversation]:
 
 def plan_batches(
     convs: list[Conversation], clients: int, batch: int, threads_per_batch: int
-) -> list[list[list[dict]]]:
+) -> Plans:
     """Per client, its batches of events.
 
     Conversation i belongs to client i % clients, which is its only writer, so a thread's
@@ -213,7 +160,7 @@ def plan_batches(
     batch holds about `threads_per_batch` distinct threads, as when a backend flushes what many
     live conversations said in the last moments.
     """
-    plans: list[list[list[dict]]] = []
+    plans: Plans = []
     for c in range(clients):
         pending = [list(conv.events) for conv in convs[c::clients]]
         pending.reverse()
@@ -238,108 +185,29 @@ def plan_batches(
     return plans
 
 
-def subset(plans: list[list[list[dict]]], limit: int) -> list[list[list[dict]]]:
+def subset(plans: Plans, limit: int) -> Plans:
     """The first whole batches, round robin over the clients, until `limit` messages."""
-    out: list[list[list[dict]]] = [[] for _ in plans]
-    count = 0
-    for k in range(max((len(p) for p in plans), default=0)):
-        for c, batches in enumerate(plans):
-            if k < len(batches) and count < limit:
-                out[c].append(batches[k])
-                count += len(batches[k])
-    return out
+    return step_plans(plans, [limit, count(plans)])[0]
 
 
-def count(plans: list[list[list[dict]]]) -> int:
+def count(plans: Plans) -> int:
+    """Messages in all the batches."""
     return sum(len(b) for batches in plans for b in batches)
 
 
-# -- processes -----------------------------------------------------------------------------------
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds a process has used (0 when it is gone)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-class App:
-    """`manage.py runserver` in a subprocess, on the given MongoDB and database."""
-
-    def __init__(self, mongodb_uri: str, db_name: str, workdir: Path):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("MONGODB_", "CHATADMIN_")) and k != "REDIS_URL"
-        }
-        self.env.update(
-            MONGODB_URI=mongodb_uri,
-            MONGODB_DB_NAME=db_name,
-            CHATADMIN_SECRET_KEY=secrets.token_urlsafe(48),
-            CHATADMIN_AUTO_MIGRATE="1",
-            CHATADMIN_LOG_LEVEL="WARNING",
-            CHATADMIN_DATA_DIR=str(workdir / "app-data"),
-            PYTHONUNBUFFERED="1",
-        )
-        self.proc: subprocess.Popen | None = None
-        self.log_path = workdir / "app.log"
-
-    def manage(self, *args: str) -> list[str]:
-        cmd = [sys.executable, str(ROOT / "manage.py"), *args]
-        # cwd is the scratch dir, so no stray .env is read
-        done = subprocess.run(
-            cmd, env=self.env, cwd=self.workdir, capture_output=True, text=True, timeout=120
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout.strip().splitlines()
-
-    def start(self, timeout: float = 90.0) -> None:
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runserver", "--port", str(self.port)],
-            env=self.env,
-            cwd=self.workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the app exited: {self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.base_url + "/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the app did not become ready in {timeout:.0f} s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-2000:]
-        return ""
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+def step_plans(plans: Plans, sizes: list[int]) -> list[Plans]:
+    """The batches of each step: whole batches, round robin over the clients (each client's in
+    order), until the step's size is reached; the last step takes the rest."""
+    steps: list[Plans] = [[[] for _ in plans] for _ in sizes]
+    step, sent = 0, 0
+    for k in range(max((len(p) for p in plans), default=0)):
+        for c, batches in enumerate(plans):
+            if k < len(batches):
+                while step < len(sizes) - 1 and sent >= sizes[step]:
+                    step += 1
+                steps[step][c].append(batches[k])
+                sent += len(batches[k])
+    return steps
 
 
 # -- phases --------------------------------------------------------------------------------------
@@ -358,6 +226,15 @@ class Phase:
     def rate(self) -> float:
         return self.messages / self.seconds if self.seconds else 0.0
 
+    @property
+    def nx_ms_per_message(self) -> float:
+        """nx-27017's CPU per message, in ms."""
+        return 1000 * self.cpu.get("nx", 0.0) / self.messages if self.messages else 0.0
+
+    @classmethod
+    def of(cls, name: str, messages: int, meter: Meter, **kw) -> Phase:
+        return cls(name, messages, meter.seconds, meter.cpu, **kw)
+
     def summary(self) -> dict:
         out = {
             "name": self.name,
@@ -365,59 +242,51 @@ class Phase:
             "seconds": round(self.seconds, 3),
             "messages_per_second": round(self.rate, 1),
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu.items()},
+            "nx_cpu_ms_per_message": round(self.nx_ms_per_message, 3),
             "note": self.note,
         }
         if self.latencies_ms:
-            lat = sorted(self.latencies_ms)
+            lat = self.latencies_ms
             tenth = max(1, len(lat) // 10)
             out["batch_latency_ms"] = {
                 "p50": round(statistics.median(lat), 1),
-                "p95": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1),
-                "max": round(lat[-1], 1),
+                "p95": round(percentile(lat, 0.95), 1),
+                "max": round(max(lat), 1),
                 # in completion order: does a batch get slower as the database grows?
-                "first_tenth_mean": round(statistics.mean(self.latencies_ms[:tenth]), 1),
-                "last_tenth_mean": round(statistics.mean(self.latencies_ms[-tenth:]), 1),
+                "first_tenth_mean": round(statistics.mean(lat[:tenth]), 1),
+                "last_tenth_mean": round(statistics.mean(lat[-tenth:]), 1),
             }
         return out
 
 
-def machine_ticks() -> tuple[int, int, int]:
-    """(busy, iowait, total) clock ticks of the whole machine since boot, from /proc/stat."""
-    try:
-        values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0, 0, 0
-    idle, iowait = values[3], values[4] if len(values) > 4 else 0
-    total = sum(values[:8])
-    return total - idle - iowait, iowait, total
+def combine(name: str, phases: list[Phase], note: str = "") -> Phase:
+    """The steps of one phase as one: counts, seconds and CPU added up, the machine's shares
+    weighted by time, latencies in order."""
+    seconds = sum(ph.seconds for ph in phases)
+    cpu: dict[str, float] = {}
+    for ph in phases:
+        for k, v in ph.cpu.items():
+            weight = ph.seconds / seconds if k.endswith("_pct") and seconds else 1.0
+            cpu[k] = cpu.get(k, 0.0) + v * weight
+    latencies = [x for ph in phases for x in ph.latencies_ms]
+    return Phase(name, sum(ph.messages for ph in phases), seconds, cpu, latencies, note)
 
 
-class Meter:
-    """Wall time, the CPU seconds of each process of interest and of the machine, over a phase."""
+@dataclass
+class Step:
+    """One step of the growth: the API's slice and the raw insert of the same documents."""
 
-    def __init__(self, pids: dict[str, int | None]):
-        self.pids = pids
+    size: int  # messages in each database after the step
+    api: Phase
+    raw: Phase
 
-    def __enter__(self) -> Meter:
-        self.cpu0 = {k: cpu_seconds(p) for k, p in self.pids.items()}
-        self.ticks0 = machine_ticks()
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.seconds = time.perf_counter() - self.t0
-        self.cpu = {k: cpu_seconds(p) - self.cpu0[k] for k, p in self.pids.items()}
-        busy, iowait, total = (b - a for a, b in zip(self.ticks0, machine_ticks(), strict=True))
-        ours = sum(self.cpu.values())
-        self.cpu["machine_busy_pct"] = 100.0 * busy / total if total else 0.0
-        self.cpu["machine_iowait_pct"] = 100.0 * iowait / total if total else 0.0
-        # CPU that processes other than ours used meanwhile: the figures are only clean when ~0
-        other = max(0.0, busy / CLK_TCK - ours)
-        self.cpu["other_processes_pct"] = 100.0 * other / (total / CLK_TCK) if total else 0.0
+    @property
+    def ratio(self) -> float:
+        return self.api.rate / self.raw.rate if self.raw.rate else 0.0
 
 
 async def api_phase(
-    base_url: str, key: str, plans: list[list[list[dict]]], meter: Meter
+    base_url: str, key: str, plans: Plans, meter: Meter
 ) -> tuple[list[float], dict[str, int], list[str]]:
     """Each client sends its batches one after another; the clients run concurrently."""
     bodies = [[json.dumps({"events": b}).encode() for b in batches] for batches in plans]
@@ -454,15 +323,36 @@ async def api_phase(
     return latencies, statuses, problems
 
 
+async def stored_documents(uri: str, db_name: str, plans: Plans) -> Plans:
+    """The stored message documents of the events in `plans`, in the same batches."""
+    ids = [e["id"] for batches in plans for b in batches for e in b]
+    stored: dict[str, dict] = {}
+    reader = AsyncMongoClient(uri)
+    try:
+        coll = reader[db_name][MESSAGES_COLLECTION]
+        for i in range(0, len(ids), 5000):
+            query = {"org_id": ORG, "message_id": {"$in": ids[i : i + 5000]}}
+            async for d in coll.find(query):
+                stored[d["message_id"]] = d
+    finally:
+        await reader.close()
+    missing = [i for i in ids if i not in stored]
+    if missing:
+        raise RuntimeError(f"{len(missing)} of {len(ids)} messages not stored, e.g. {missing[:3]}")
+    return [[[stored[e["id"]] for e in b] for b in batches] for batches in plans]
+
+
 async def raw_phase(
-    uri: str, db_name: str, doc_plans: list[list[list[dict]]], meter: Meter, indexes: bool
+    uri: str, db_name: str, doc_plans: Plans, meter: Meter, indexes: bool, create: bool = True
 ) -> None:
+    """`insert_many` of each client's batches, the clients concurrently; `create` makes the
+    collection first, with the product's indexes or (`indexes` false) with `_id` only."""
     client = AsyncMongoClient(uri)
     try:
         coll = client[db_name][MESSAGES_COLLECTION]
-        if indexes:
+        if create and indexes:
             await coll.create_indexes(declared_indexes(Message))
-        else:
+        elif create:
             await client[db_name].create_collection(MESSAGES_COLLECTION)
         await client.admin.command("ping")
 
@@ -515,7 +405,7 @@ def to_langchain(event: dict):
     )
 
 
-def langchain_phase(uri: str, db_name: str, plans: list[list[list[dict]]], meter: Meter) -> int:
+def langchain_phase(uri: str, db_name: str, plans: Plans, meter: Meter) -> int:
     """One MongoDBChatMessageHistory per thread; each client thread appends its own batches.
 
     The library's `add_messages` is langchain-core's default, one `add_message` (an
@@ -678,53 +568,8 @@ async def verify_api(
 # -- report --------------------------------------------------------------------------------------
 
 
-def machine() -> dict:
-    def sh(*cmd: str) -> str:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        return ""
-
-    mem = sh("free", "-h").splitlines()
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-
-    def ver(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
-
-    return {
-        "nproc": sh("nproc"),
-        "cpu": cpu,
-        "memory": mem[1].split()[1] if len(mem) > 1 else "",
-        "python": platform.python_version(),
-        "os": platform.platform(),
-        "nx-27017": ver("nx-27017"),
-        "pymongo": ver("pymongo"),
-        "langchain-mongodb": ver("langchain-mongodb"),
-        "langchain-core": ver("langchain-core"),
-        "httpx": ver("httpx"),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "loadavg_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "commit": sh("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
-        # uncommitted product changes are measured too (the package is installed editable)
-        "product_tree": "dirty"
-        if sh("git", "-C", str(ROOT), "status", "--porcelain", "--", "chatadmin", "pyproject.toml")
-        else "clean",
-    }
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def report(
-    args, info, data, api, raw, raw_plain, lc, checks, statuses, problems, wall
+    args, info, data, steps, api, raw, raw_plain, lc, checks, statuses, problems, wall
 ) -> tuple[str, dict]:
     lines = []
     p = lines.append
@@ -746,16 +591,19 @@ def report(
         f"  shape     {data['batches']} batches of <= {args.batch} events, {args.clients} "
         f"concurrent clients, ~{data['threads_per_batch_mean']:.0f} distinct threads per batch"
     )
+    if len(steps) > 1:
+        p(f"  steps     {', '.join(f'{s.size:,}' for s in steps)} messages in each database")
     p("")
     p(
-        f"  {'phase':<46} {'messages':>8} {'seconds':>7} {'msg/s':>7}   "
+        f"  {'phase':<46} {'messages':>8} {'seconds':>7} {'msg/s':>7} {'nx ms/msg':>9}   "
         "CPU s: nx / app / bench   machine busy / iowait / others"
     )
     phases = [ph for ph in (api, raw, raw_plain, lc) if ph is not None]
     for ph in phases:
         cpu = ph.cpu
         p(
-            f"  {ph.name:<46} {ph.messages:>8,} {ph.seconds:>7.1f} {ph.rate:>7,.0f}   "
+            f"  {ph.name:<46} {ph.messages:>8,} {ph.seconds:>7.1f} {ph.rate:>7,.0f} "
+            f"{ph.nx_ms_per_message:>9.2f}   "
             f"{cpu.get('nx', 0):5.1f} / {cpu.get('app', 0):4.1f} / {cpu.get('bench', 0):4.1f}"
             f"        {cpu['machine_busy_pct']:3.0f}% / {cpu['machine_iowait_pct']:2.0f}% / "
             f"{cpu['other_processes_pct']:2.0f}%"
@@ -779,14 +627,44 @@ def report(
             f"  LangChain was measured on the first {lc.messages:,} of {api.messages:,} "
             "messages (--langchain-messages); every rate is per message, so the ratio is fair."
         )
+    if len(steps) > 1:
+        p("")
+        p("  as the databases grow (each step: the API's next slice, then raw of the same docs)")
+        p(
+            f"    {'in each db':>10} {'API msg/s':>9} {'raw msg/s':>9} {'API/raw':>7} "
+            f"{'nx ms/msg API':>13} {'nx ms/msg raw':>13} {'app ms/msg':>10} "
+            f"{'others (a) / (b)':>17}"
+        )
+        for s in steps:
+            app_ms = 1000 * s.api.cpu.get("app", 0.0) / s.api.messages if s.api.messages else 0
+            p(
+                f"    {s.size:>10,} {s.api.rate:>9,.0f} {s.raw.rate:>9,.0f} {s.ratio:>7.2f} "
+                f"{s.api.nx_ms_per_message:>13.2f} {s.raw.nx_ms_per_message:>13.2f} "
+                f"{app_ms:>10.2f} {s.api.cpu['other_processes_pct']:>8.0f}% / "
+                f"{s.raw.cpu['other_processes_pct']:.0f}%"
+            )
     p("")
     ratio_raw = api.rate / raw.rate if raw.rate else 0.0
     ratio_lc = api.rate / lc.rate if lc and lc.rate else None
+    goals: dict[str, str] = {}
     p("  ratios and goals")
     p(
         f"    API / raw PyMongo = {ratio_raw:.2f}   goal >= {GOAL_RAW}   "
         f"{verdict(ratio_raw >= GOAL_RAW)}"
     )
+    goals[f"api_over_raw>={GOAL_RAW}"] = verdict(ratio_raw >= GOAL_RAW)
+    if len(steps) > 1:
+        for s in steps:
+            ok = s.ratio >= GOAL_RAW
+            p(f"      at {s.size:>9,}:     {s.ratio:.2f}   goal >= {GOAL_RAW}   {verdict(ok)}")
+            goals[f"api_over_raw>={GOAL_RAW} at {s.size}"] = verdict(ok)
+        holds = all(b.ratio >= GROWTH_NOISE * a.ratio for a, b in itertools.pairwise(steps))
+        p(
+            f"    API / raw as the database grows: "
+            f"{' -> '.join(f'{s.ratio:.2f}' for s in steps)}   goal: does not fall (each step "
+            f">= {GROWTH_NOISE} x the one before)   {verdict(holds)}"
+        )
+        goals["api_over_raw does not fall"] = verdict(holds)
     if ratio_lc is None:
         p(f"    API / LangChain   = n/a    goal >= {GOAL_LANGCHAIN:g}    MISS (not measured)")
     else:
@@ -794,6 +672,7 @@ def report(
             f"    API / LangChain   = {ratio_lc:.2f}   goal >= {GOAL_LANGCHAIN:g}    "
             f"{verdict(ratio_lc >= GOAL_LANGCHAIN)}"
         )
+    goals["api_over_langchain>=10"] = verdict(ratio_lc is not None and ratio_lc >= GOAL_LANGCHAIN)
     if raw_plain is not None:
         p(
             f"    (info) API / raw PyMongo without secondary indexes = "
@@ -810,17 +689,17 @@ def report(
     result = {
         "command": " ".join(["bench/ingest.py", *sys.argv[1:]]),
         "machine": info,
-        "args": vars(args),
         "data": data,
-        "phases": [ph.summary() for ph in (api, raw, raw_plain, lc) if ph is not None],
+        "phases": [ph.summary() for ph in phases],
+        "steps": [
+            {"size": s.size, "api": s.api.summary(), "raw": s.raw.summary(), "ratio": s.ratio}
+            for s in steps
+        ],
         "ratios": {
             "api_over_raw": round(ratio_raw, 3),
             "api_over_langchain": round(ratio_lc, 3) if ratio_lc else None,
         },
-        "goals": {
-            "api_over_raw>=0.5": verdict(ratio_raw >= GOAL_RAW),
-            "api_over_langchain>=10": verdict(ratio_lc is not None and ratio_lc >= GOAL_LANGCHAIN),
-        },
+        "goals": goals,
         "checks": [{"check": n, "ok": ok, "detail": d} for n, ok, d in checks],
         "statuses": statuses,
         "problems": problems[:10],
@@ -833,7 +712,13 @@ def report(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--messages", type=int, default=50_000, help="messages to ingest (50000)")
+    add_size_args(
+        ap,
+        50_000,
+        "messages to ingest",
+        "measure API and raw at each of these database sizes in one run, both databases "
+        "growing together, e.g. 50000,200000",
+    )
     ap.add_argument("--batch", type=int, default=500, help="events per batch (500)")
     ap.add_argument("--clients", type=int, default=4, help="concurrent clients (4)")
     ap.add_argument(
@@ -859,17 +744,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         metavar="DIR",
         help="record py-spy profiles (collapsed stacks) of nx-27017 and the app during (a) "
-        "into DIR; needs py-spy (pip install py-spy into bench/.venv)",
+        "into DIR (a folder per step with several); needs py-spy (pip install py-spy into "
+        "bench/.venv)",
     )
-    ap.add_argument("--seed", type=int, default=27017, help="random seed of the data (27017)")
-    ap.add_argument("--keep-data", action="store_true", help="keep the temporary data dir")
-    ap.add_argument(
-        "--results-dir",
-        type=Path,
-        default=ROOT / "bench" / "results",
-        help="where the JSON figures go (bench/results)",
-    )
-    args = ap.parse_args(argv)
+    add_run_args(ap)
+    args = parse(ap, argv)
     for name in ("messages", "batch", "clients", "threads_per_batch"):
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -878,7 +757,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def describe(convs: list[Conversation], plans: list[list[list[dict]]]) -> dict:
+def describe(convs: list[Conversation], plans: Plans) -> dict:
     events = [e for c in convs for e in c.events]
     sizes = [len(json.dumps(e)) for e in events[:5000]]
     per_batch = [len({e["data"]["thread_id"] for e in b}) for batches in plans for b in batches]
@@ -899,152 +778,149 @@ def describe(convs: list[Conversation], plans: list[list[list[dict]]]) -> dict:
     }
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 async def main_async(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
-    db_api, db_raw, db_plain, db_lc = (f"bench_{stamp}_{s}" for s in ("api", "raw", "plain", "lc"))
-    info = machine()
+    when = stamp()
+    db_api, db_raw, db_plain, db_lc = (f"bench_{when}_{s}" for s in ("api", "raw", "plain", "lc"))
+    info = machine("langchain-mongodb", "langchain-core", "httpx")
     say(f"generating {args.messages:,} messages ...")
     convs = make_conversations(args.messages, args.seed)
     plans = plan_batches(convs, args.clients, args.batch, args.threads_per_batch)
     data = describe(convs, plans)
-    work = Path(tempfile.mkdtemp(prefix="chatadmin-bench-"))
-    mongo = EmbeddedMongo(work / "nx")
-    app: App | None = None
-    try:
-        mongo.start(reuse=False)
-        say(f"nx-27017 at {mongo.uri} (data in {work})")
-        app = App(mongo.uri, db_api, work)
-        app.start()
-        say(f"app at {app.base_url} (db {db_api})")
-        key = app.manage("createapikey", "--org", ORG, "--scopes", "ingest,read", "--name", "bench")
-        key = key[-1].strip()
-        pids = {
-            "nx": mongo.proc.pid if mongo.proc else None,
-            "app": app.proc.pid if app.proc else None,
-            "bench": os.getpid(),
-        }
-
-        say(f"(a) API: {data['messages']:,} messages, {data['batches']} batches ...")
-        meter = Meter(pids)
-        profilers = start_profilers(args.profile, pids) if args.profile else []
+    slices = step_plans(plans, args.sizes)
+    with scratch("chatadmin-bench-", args.keep_data) as work:
+        mongo = start_test_server(NX, work / "nx")
+        app: AppServer | None = None
         try:
-            latencies, statuses, problems = await api_phase(app.base_url, key, plans, meter)
-        finally:
-            stop_profilers(profilers)
-        api = Phase(
-            "(a) API POST /api/v1/ingest", data["messages"], meter.seconds, meter.cpu, latencies
-        )
-        say(f"    {api.rate:,.0f} messages/s; verifying ...")
-        checks = await verify_api(
-            mongo.uri,
-            db_api,
-            convs,
-            data["messages"],
-            app.base_url,
-            key,
-            plans[0][len(plans[0]) // 2],
-            random.Random(args.seed + 1),
-        )
-        app.stop()  # idle from here on; its CPU is not wanted in the other phases
-        pids["app"] = None
+            say(f"nx-27017 at {mongo.uri} (data in {work})")
+            env = {"PYTHONUNBUFFERED": "1", **NO_RATE_LIMITS}
+            app = AppServer(mongo.uri, db_api, work / "app", env=env)
+            app.start(timeout=90)
+            if not app.wait_ready(90):
+                raise RuntimeError(f"the app did not become ready: {app.log()[-2000:]}")
+            say(f"app at {app.base} (db {db_api})")
+            key = app.create_api_key(ORG, "ingest,read")
+            pids = {"nx": server_pid(mongo), "app": server_pid(app), "bench": os.getpid()}
 
-        say("(b) raw PyMongo insert_many ...")
-        reader = AsyncMongoClient(mongo.uri)
-        try:
-            stored = {
-                d["message_id"]: d
-                async for d in reader[db_api][MESSAGES_COLLECTION].find({"org_id": ORG})
-            }
-        finally:
-            await reader.close()
-        doc_plans = [[[stored[e["id"]] for e in b] for b in batches] for batches in plans]
-        meter = Meter(pids)
-        await raw_phase(mongo.uri, db_raw, doc_plans, meter, indexes=True)
-        raw = Phase(
-            "(b) raw PyMongo insert_many, product indexes",
-            count(doc_plans),
-            meter.seconds,
-            meter.cpu,
-            note=f"{len(declared_indexes(Message))} indexes as declared on {MESSAGES_COLLECTION}",
-        )
-        say(f"    {raw.rate:,.0f} messages/s")
-        raw_plain = None
-        if not args.no_plain_raw:
-            plain_plans = [[[dict(d) for d in b] for b in batches] for batches in doc_plans]
-            meter = Meter(pids)
-            await raw_phase(mongo.uri, db_plain, plain_plans, meter, indexes=False)
-            raw_plain = Phase(
-                "(info) raw PyMongo insert_many, _id index only",
-                count(plain_plans),
-                meter.seconds,
-                meter.cpu,
-            )
-            say(f"    {raw_plain.rate:,.0f} messages/s without secondary indexes")
-
-        lc = None
-        if args.langchain_messages:
-            lc_plans = subset(plans, args.langchain_messages)
-            say(f"(c) LangChain MongoDBChatMessageHistory: {count(lc_plans):,} messages ...")
-            try:
+            steps: list[Step] = []
+            statuses: dict[str, int] = {}
+            problems: list[str] = []
+            doc_plans: Plans = [[] for _ in plans]
+            in_db = 0
+            for i, events in enumerate(slices):
+                n = count(events)
+                in_db += n
+                label = f" (step {i + 1} of {len(slices)}, to {in_db:,})" if len(slices) > 1 else ""
+                say(f"(a) API: {n:,} messages, {sum(map(len, events))} batches{label} ...")
                 meter = Meter(pids)
-                stored_lc = await asyncio.to_thread(
-                    langchain_phase, mongo.uri, db_lc, lc_plans, meter
-                )
-            except ImportError as exc:
-                say(f"    skipped: {exc} (run bench/run.sh, which installs langchain-mongodb)")
-            else:
-                lc = Phase(
-                    "(c) LangChain MongoDBChatMessageHistory",
-                    count(lc_plans),
-                    meter.seconds,
-                    meter.cpu,
-                    note="add_messages = one insert_one per message; one history per thread",
-                )
-                if stored_lc != lc.messages:
-                    problems.append(f"LangChain stored {stored_lc} of {lc.messages} messages")
-                say(f"    {lc.rate:,.0f} messages/s")
+                profilers = []
+                if args.profile:
+                    folder = args.profile / f"step{i + 1}" if len(slices) > 1 else args.profile
+                    profilers = start_profilers(folder, pids)
+                try:
+                    latencies, got, trouble = await api_phase(app.base, key, events, meter)
+                finally:
+                    stop_profilers(profilers)
+                for k, v in got.items():
+                    statuses[k] = statuses.get(k, 0) + v
+                problems += trouble
+                api = Phase.of("(a) API POST /api/v1/ingest", n, meter, latencies_ms=latencies)
+                say(f"    {api.rate:,.0f} messages/s, nx {api.nx_ms_per_message:.2f} ms/msg")
 
-        text, result = report(
-            args,
-            info,
-            data,
-            api,
-            raw,
-            raw_plain,
-            lc,
-            checks,
-            statuses,
-            problems,
-            time.perf_counter() - t_start,
-        )
-        print(text, flush=True)
-        args.results_dir.mkdir(parents=True, exist_ok=True)
-        out = args.results_dir / f"ingest-{stamp}.json"
-        result["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"  figures written to {out}", flush=True)
-        failed = any(not ok for _, ok, _ in checks) or statuses.get("created") != data["messages"]
-        return 1 if failed else 0
-    finally:
-        if app is not None:
-            app.stop()
-        mongo.stop()
-        if not args.keep_data:
-            shutil.rmtree(work, ignore_errors=True)
+                say("(b) raw PyMongo insert_many ...")
+                docs = await stored_documents(mongo.uri, db_api, events)
+                meter = Meter(pids)
+                await raw_phase(mongo.uri, db_raw, docs, meter, indexes=True, create=i == 0)
+                raw = Phase.of("(b) raw PyMongo insert_many, product indexes", count(docs), meter)
+                say(f"    {raw.rate:,.0f} messages/s, nx {raw.nx_ms_per_message:.2f} ms/msg")
+                steps.append(Step(in_db, api, raw))
+                for mine, more in zip(doc_plans, docs, strict=True):
+                    mine += more
+
+            api = combine("(a) API POST /api/v1/ingest", [s.api for s in steps])
+            raw = combine(
+                "(b) raw PyMongo insert_many, product indexes",
+                [s.raw for s in steps],
+                note=f"{len(declared_indexes(Message))} indexes as declared on "
+                f"{MESSAGES_COLLECTION}",
+            )
+            say("verifying (a) ...")
+            checks = await verify_api(
+                mongo.uri,
+                db_api,
+                convs,
+                data["messages"],
+                app.base,
+                key,
+                plans[0][len(plans[0]) // 2],
+                random.Random(args.seed + 1),
+            )
+            app.stop()  # idle from here on; its CPU is not wanted in the other phases
+            pids["app"] = None
+
+            raw_plain = None
+            if not args.no_plain_raw:
+                say("(info) raw PyMongo insert_many without secondary indexes ...")
+                plain_plans = [[[dict(d) for d in b] for b in batches] for batches in doc_plans]
+                meter = Meter(pids)
+                await raw_phase(mongo.uri, db_plain, plain_plans, meter, indexes=False)
+                raw_plain = Phase.of(
+                    "(info) raw PyMongo insert_many, _id index only", count(plain_plans), meter
+                )
+                say(f"    {raw_plain.rate:,.0f} messages/s without secondary indexes")
+
+            lc = None
+            if args.langchain_messages:
+                lc_plans = subset(plans, args.langchain_messages)
+                say(f"(c) LangChain MongoDBChatMessageHistory: {count(lc_plans):,} messages ...")
+                try:
+                    meter = Meter(pids)
+                    stored_lc = await asyncio.to_thread(
+                        langchain_phase, mongo.uri, db_lc, lc_plans, meter
+                    )
+                except ImportError as exc:
+                    say(f"    skipped: {exc} (run bench/run.sh, which installs langchain-mongodb)")
+                else:
+                    lc = Phase.of(
+                        "(c) LangChain MongoDBChatMessageHistory",
+                        count(lc_plans),
+                        meter,
+                        note="add_messages = one insert_one per message; one history per thread",
+                    )
+                    if stored_lc != lc.messages:
+                        problems.append(f"LangChain stored {stored_lc} of {lc.messages} messages")
+                    say(f"    {lc.rate:,.0f} messages/s")
+
+            text, result = report(
+                args,
+                info,
+                data,
+                steps,
+                api,
+                raw,
+                raw_plain,
+                lc,
+                checks,
+                statuses,
+                problems,
+                time.perf_counter() - t_start,
+            )
+            print(text, flush=True)
+            out = write_results(args, "ingest", when, result)
+            print(f"  figures written to {out}", flush=True)
+            failed = (
+                any(not ok for _, ok, _ in checks) or statuses.get("created") != data["messages"]
+            )
+            return 1 if failed else 0
+        finally:
+            if app is not None:
+                app.stop()
+            mongo.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        return asyncio.run(main_async(args))
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
+    return run_main(main_async(args))
 
 
 if __name__ == "__main__":

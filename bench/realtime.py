@@ -18,12 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,32 +30,26 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
-from chatadmin.db import Database  # noqa: E402
-from chatadmin.embedded import free_port  # noqa: E402
-from chatadmin.migrations import migrate  # noqa: E402
+from bench.common.servers import (  # noqa: E402
+    NO_RATE_LIMITS,
+    open_database,
+    scratch,
+    settings_for,
+    stop_on_sigterm,
+)
+from bench.common.timing import percentile  # noqa: E402
 from chatadmin.realtime import events  # noqa: E402
 from chatadmin.realtime.guard import Realtime  # noqa: E402
 from chatadmin.realtime.ratelimit import RateLimiter  # noqa: E402
 from chatadmin.services import audit  # noqa: E402
 from chatadmin.services.ingest import Batch, EventIn, ingest  # noqa: E402
 from chatadmin.settings import Settings  # noqa: E402
-from chatadmin.testservers import TEST_SERVERS, start_test_server  # noqa: E402
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(0.3)
-    return proc, f"redis://127.0.0.1:{port}/0"
+from chatadmin.testservers import (  # noqa: E402
+    TEST_SERVERS,
+    AppServer,
+    RedisServer,
+    start_test_server,
+)
 
 
 async def rate_limit_cost(settings: Settings, calls: int) -> dict:
@@ -77,38 +67,22 @@ async def rate_limit_cost(settings: Settings, calls: int) -> dict:
         await limiter.request(f"k{i % 50}")
         ours.append((time.perf_counter() - t0) * 1e6)
     await client.aclose()
-    return {"raw_p50_us": pct(raw, 0.5), "raw_p99_us": pct(raw, 0.99),
-            "ours_p50_us": pct(ours, 0.5), "ours_p99_us": pct(ours, 0.99)}  # fmt: skip
+    return {
+        "raw_p50_us": percentile(raw, 0.5),
+        "raw_p99_us": percentile(raw, 0.99),
+        "ours_p50_us": percentile(ours, 0.5),
+        "ours_p99_us": percentile(ours, 0.99),
+    }
 
 
-def start_app(settings: Settings, workdir: Path) -> tuple[subprocess.Popen, str, dict]:
+def start_app(settings: Settings, workdir: Path) -> tuple[AppServer, dict]:
     """`manage.py runserver` in its own process on a fresh database, and an API key for it."""
-    port = free_port()
     db_name = f"bench_rt_{uuid.uuid4().hex[:6]}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
-        "MONGODB_URI": settings.mongodb_uri, "MONGODB_DB_NAME": db_name,
-        "REDIS_URL": settings.redis_url, "CHATADMIN_SECRET_KEY": "bench-secret-0123456789abcdef",
-        "CHATADMIN_AUTO_MIGRATE": "1", "CHATADMIN_LOG_LEVEL": "WARNING",
-        "CHATADMIN_DATA_DIR": str(workdir / "data"), "CHATADMIN_RATE_KEY_PER_MINUTE": "1000000",
-        "CHATADMIN_RATE_MANAGER_PER_MINUTE": "1000000",
-    }  # fmt: skip
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate"], env=env, check=True, capture_output=True)
-    made = subprocess.run([*manage, "createapikey", "--org", "bench", "--scopes", "ingest,read"],
-                          env=env, check=True, capture_output=True, text=True)  # fmt: skip
-    headers = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
-    log = open(workdir / "runserver.log", "wb")
-    server = subprocess.Popen([*manage, "runserver", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    return server, base, headers
+    app = AppServer(
+        settings.mongodb_uri, db_name, workdir, redis_url=settings.redis_url, env=NO_RATE_LIMITS
+    ).start()
+    key = app.create_api_key("bench", "ingest,read")
+    return app, {"Authorization": f"Bearer {key}"}
 
 
 async def fan_out(base: str, headers: dict, listeners: int, messages: int) -> dict:
@@ -144,13 +118,17 @@ async def fan_out(base: str, headers: dict, listeners: int, messages: int) -> di
                 await writer.post("/api/v1/threads/t1/messages", json=body, headers=headers)
                 await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
-    return {"listeners": listeners, "messages": messages, "deliveries": len(latencies),
-            "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99)}  # fmt: skip
+    return {
+        "listeners": listeners,
+        "messages": messages,
+        "deliveries": len(latencies),
+        "p50_ms": percentile(latencies, 0.5),
+        "p99_ms": percentile(latencies, 0.99),
+    }
 
 
 async def ingest_cost(settings: Settings, batches: int) -> dict:
-    database = await Database.open(settings)
-    await migrate(database.db)
+    database = await open_database(settings)
     client = aioredis.from_url(settings.redis_url)
     hub = Realtime(client, "bench:")
     actor = audit.Actor("api_key", "bench", via="ingest")
@@ -180,35 +158,35 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--batches", type=int, default=20)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="chatadmin-rt-"))
-    mongo = start_test_server(args.server, work)
-    redis_proc, redis_url = start_redis(work)
-    settings = Settings(mongodb_uri=mongo.uri, mongodb_db_name="bench_realtime",
-                        redis_url=redis_url, chatadmin_debug=True, _env_file=None)  # fmt: skip
-    try:
-        rl = await rate_limit_cost(settings, args.calls)
-        print(f"rate-limit check: p50 {rl['ours_p50_us']:.0f} us, p99 {rl['ours_p99_us']:.0f} us; "
-              f"raw INCR p50 {rl['raw_p50_us']:.0f} us, p99 {rl['raw_p99_us']:.0f} us; "
-              f"ratio p50 {rl['ours_p50_us'] / rl['raw_p50_us']:.2f}x "
-              f"p99 {rl['ours_p99_us'] / rl['raw_p99_us']:.2f}x (goal <= 1.5x)",
-              flush=True)  # fmt: skip
-        server, base, headers = start_app(settings, work)
+    stop_on_sigterm()
+    with scratch("chatadmin-rt-") as work:
+        mongo = start_test_server(args.server, work / "db")
+        redis = RedisServer(work / "redis")
         try:
-            fo = await fan_out(base, headers, args.listeners, args.messages)
+            redis.start()
+            settings = settings_for(mongo.uri, "bench_realtime", redis_url=redis.url)
+            rl = await rate_limit_cost(settings, args.calls)
+            r50, r99 = rl["ours_p50_us"] / rl["raw_p50_us"], rl["ours_p99_us"] / rl["raw_p99_us"]
+            print(f"rate-limit check: p50 {rl['ours_p50_us']:.0f} us, "
+                  f"p99 {rl['ours_p99_us']:.0f} us; raw INCR p50 {rl['raw_p50_us']:.0f} us, "
+                  f"p99 {rl['raw_p99_us']:.0f} us; ratio p50 {r50:.2f}x "
+                  f"p99 {r99:.2f}x (goal <= 1.5x)", flush=True)  # fmt: skip
+            app, headers = start_app(settings, work / "app")
+            try:
+                fo = await fan_out(app.base, headers, args.listeners, args.messages)
+            finally:
+                app.stop()
+            print(f"fan-out: {fo['listeners']} listeners x {fo['messages']} messages = "
+                  f"{fo['deliveries']} deliveries; latency p50 {fo['p50_ms']:.1f} ms, "
+                  f"p99 {fo['p99_ms']:.1f} ms (goal p99 <= 50 ms)", flush=True)  # fmt: skip
+            ing = await ingest_cost(settings, args.batches)
+            on = statistics.mean([ing["on"], ing["on-again"]])
+            off = statistics.mean([ing["off"], ing["off-again"]])
+            print(f"ingest: {off:.0f} msg/s publishing off, {on:.0f} msg/s on; "
+                  f"ratio {on / off:.2f}x (goal >= 0.9x)", flush=True)  # fmt: skip
         finally:
-            server.terminate()
-            server.wait(30)
-        print(f"fan-out: {fo['listeners']} listeners x {fo['messages']} messages = "
-              f"{fo['deliveries']} deliveries; latency p50 {fo['p50_ms']:.1f} ms, "
-              f"p99 {fo['p99_ms']:.1f} ms (goal p99 <= 50 ms)", flush=True)  # fmt: skip
-        ing = await ingest_cost(settings, args.batches)
-        on = statistics.mean([ing["on"], ing["on-again"]])
-        off = statistics.mean([ing["off"], ing["off-again"]])
-        print(f"ingest: {off:.0f} msg/s publishing off, {on:.0f} msg/s on; "
-              f"ratio {on / off:.2f}x (goal >= 0.9x)", flush=True)  # fmt: skip
-    finally:
-        redis_proc.terminate()
-        mongo.stop()
+            redis.stop()
+            mongo.stop()
 
 
 if __name__ == "__main__":

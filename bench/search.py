@@ -26,7 +26,6 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,12 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from pymongo.errors import OperationFailure  # noqa: E402
 
+from bench.common.data import vocabulary  # noqa: E402
+from bench.common.seeding import insert_batches  # noqa: E402
+from bench.common.servers import open_database, scratch, settings_for, stop_on_sigterm  # noqa: E402
+from bench.common.timing import percentile  # noqa: E402
 from chatadmin import search  # noqa: E402
 from chatadmin.clock import utcnow  # noqa: E402
-from chatadmin.db import Database  # noqa: E402
-from chatadmin.migrations import migrate  # noqa: E402
 from chatadmin.models import Message  # noqa: E402
-from chatadmin.settings import Settings  # noqa: E402
 from chatadmin.testservers import TEST_SERVERS, start_test_server  # noqa: E402
 
 ORG = "bench"
@@ -55,14 +55,6 @@ QUERIES = {
 PAGE, CAP = 25, 1000
 
 
-def vocabulary(size: int, rng: random.Random) -> list[str]:
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    words: set[str] = set()
-    while len(words) < size:
-        words.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 10))))
-    return sorted(words - set(PLANTED.values()))
-
-
 def texts(count: int, start: int, vocab: list[str], weights: list[float], rng: random.Random):
     for i in range(start, start + count):
         words = rng.choices(vocab, weights=weights, k=rng.randint(12, 40))
@@ -75,22 +67,21 @@ def texts(count: int, start: int, vocab: list[str], weights: list[float], rng: r
         yield i, " ".join(words)
 
 
-async def fill(database: Database, upto: int, have: int, vocab, weights, rng) -> float:
-    """Store messages `have`..`upto`-1; returns messages per second."""
-    coll = Message.get_pymongo_collection()
-    started, now = time.perf_counter(), utcnow()
-    batch = []
+def documents(upto: int, have: int, vocab, weights, rng):
+    """Messages `have`..`upto`-1 as the product stores them (terms computed as ingest does)."""
+    now = utcnow()
     for i, text in texts(upto - have, have, vocab, weights, rng):
         msg = Message(org_id=ORG, thread_id=f"t{i // 200}", seq=i % 200, role="user", text=text,
                       message_id=f"m{i}", created_at=now)  # fmt: skip
         msg.created_at_ms += i  # distinct, increasing times
-        batch.append(msg.stamped().storage_fields())
-        if len(batch) == 1000:
-            await coll.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        await coll.insert_many(batch, ordered=False)
-    return (upto - have) / (time.perf_counter() - started)
+        yield msg.stamped().storage_fields()
+
+
+async def fill(upto: int, have: int, vocab, weights, rng) -> float:
+    """Store messages `have`..`upto`-1; returns messages per second."""
+    coll = Message.get_pymongo_collection()
+    done = await insert_batches(coll, documents(upto, have, vocab, weights, rng), 1000)
+    return done["count"] / done["seconds"]
 
 
 async def page(query: dict) -> tuple[int, int]:
@@ -120,55 +111,56 @@ def unindexed(word: str) -> dict:
     return {"text": {"$regex": rf"\b{word}\b", "$options": "i"}}
 
 
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+async def measure_size(repeats: int) -> dict:
+    """Each query's page, ours and the scan, at the current size; prints a row each."""
+    print(f"{'query':<14}{'rows':>6}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}"
+          f"{'scan p50':>10}{'scan/ours':>10}")  # fmt: skip
+    rows = {}
+    for label, q in QUERIES.items():
+        ours_q = {"org_id": ORG, **(search.condition(q) or {"_id": {"$in": []}})}
+        words = search.query_words(q)
+        scan_q = {"org_id": ORG, "$and": [unindexed(w) for w in words] or [{"_id": None}]}
+        samples, shape = await timed(ours_q, repeats)
+        base, base_shape = await timed(scan_q, max(1, repeats // 3))
+        assert shape == base_shape, (label, shape, base_shape)  # same answer
+        p50, p95, base50 = (
+            statistics.median(samples),
+            percentile(samples, 0.95),
+            statistics.median(base),
+        )
+        rows[label] = {"p50": p50, "p95": p95, "scan_p50": base50,
+                       "rows": shape[0], "count": shape[1]}  # fmt: skip
+        count = f"{shape[1] - 1:,}+" if shape[1] > CAP else f"{shape[1]:,}"
+        print(f"{label:<14}{shape[0]:>6}{count:>7}{p50:>9.1f}{p95:>9.1f}"
+              f"{base50:>10.1f}{base50 / p50:>9.1f}x", flush=True)  # fmt: skip
+    return rows
 
 
 async def run(args) -> dict:
     rng = random.Random(20261202)
-    vocab = vocabulary(20_000, rng)
+    vocab = vocabulary(20_000, rng, exclude=set(PLANTED.values()))
     weights = [1 / (rank + 1) for rank in range(len(vocab))]
-    work = Path(tempfile.mkdtemp(prefix="chatadmin-search-"))
-    server = start_test_server(args.server, work)
     report: dict = {"server": args.server, "sizes": {}}
-    try:
-        settings = Settings(mongodb_uri=server.uri, mongodb_db_name="bench_search",
-                            chatadmin_search_mode=args.mode, chatadmin_debug=True,
-                            _env_file=None)  # fmt: skip
-        database = await Database.open(settings)
-        await migrate(database.db)
-        report["mode"] = database.search_mode
-        print(f"{database.info.label()}, search mode {database.search_mode}", flush=True)
-        have = 0
-        for size in args.sizes:
-            rate = await fill(database, size, have, vocab, weights, rng)
-            have = size
-            print(f"\n{size:,} messages (stored at {rate:,.0f}/s)", flush=True)
-            print(f"{'query':<14}{'rows':>6}{'count':>7}{'p50 ms':>9}{'p95 ms':>9}"
-                  f"{'scan p50':>10}{'scan/ours':>10}")  # fmt: skip
-            rows = {}
-            for label, q in QUERIES.items():
-                ours_q = {"org_id": ORG, **(search.condition(q) or {"_id": {"$in": []}})}
-                words = search.query_words(q)
-                scan_q = {"org_id": ORG, "$and": [unindexed(w) for w in words] or [{"_id": None}]}
-                samples, shape = await timed(ours_q, args.repeats)
-                base, base_shape = await timed(scan_q, max(1, args.repeats // 3))
-                assert shape == base_shape, (label, shape, base_shape)  # same answer
-                p50, base50 = statistics.median(samples), statistics.median(base)
-                rows[label] = {"p50": p50, "p95": pct(samples, 0.95), "scan_p50": base50,
-                               "rows": shape[0], "count": shape[1]}  # fmt: skip
-                count = f"{shape[1] - 1:,}+" if shape[1] > CAP else f"{shape[1]:,}"
-                print(f"{label:<14}{shape[0]:>6}{count:>7}{p50:>9.1f}{pct(samples, 0.95):>9.1f}"
-                      f"{base50:>10.1f}{base50 / p50:>9.1f}x", flush=True)  # fmt: skip
-            report["sizes"][size] = rows
-        try:  # throwaway storage: the drop only frees memory sooner
-            await database.client.drop_database("bench_search")
-        except OperationFailure as exc:  # SecantusDB 0.7.0b3 can fail it after large loads
-            print(f"(dropDatabase failed on the server: {exc.details.get('errmsg')})")
-        await database.close()
-    finally:
-        server.stop()
+    with scratch("chatadmin-search-") as work:
+        server = start_test_server(args.server, work)
+        try:
+            settings = settings_for(server.uri, "bench_search", chatadmin_search_mode=args.mode)
+            database = await open_database(settings)
+            report["mode"] = database.search_mode
+            print(f"{database.info.label()}, search mode {database.search_mode}", flush=True)
+            have = 0
+            for size in args.sizes:
+                rate = await fill(size, have, vocab, weights, rng)
+                have = size
+                print(f"\n{size:,} messages (stored at {rate:,.0f}/s)", flush=True)
+                report["sizes"][size] = await measure_size(args.repeats)
+            try:  # throwaway storage: the drop only frees memory sooner
+                await database.client.drop_database("bench_search")
+            except OperationFailure as exc:  # SecantusDB 0.7.0b3 can fail it after large loads
+                print(f"(dropDatabase failed on the server: {exc.details.get('errmsg')})")
+            await database.close()
+        finally:
+            server.stop()
     first, last = args.sizes[0], args.sizes[-1]
     if first != last:
         print(f"\ngrowth of p50 from {first:,} to {last:,} messages (goal: rare word <= 1.5x):")
@@ -188,6 +180,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
+    stop_on_sigterm()
     report = asyncio.run(run(args))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

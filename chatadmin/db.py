@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from chatadmin import search
 from chatadmin.embedded import EmbeddedMongo
 from chatadmin.models import DOCUMENT_MODELS
-from chatadmin.settings import ConfigError, Settings
+from chatadmin.settings import ConfigError, Settings, redact_url
 
 log = logging.getLogger("chatadmin.db")
 
@@ -55,11 +55,35 @@ async def server_info(client: AsyncMongoClient) -> ServerInfo:
     return ServerInfo("mongodb", str(info.get("version", "unknown")))
 
 
-def make_client(uri: str, timeout_ms: int = 5000) -> AsyncMongoClient:
-    """An async client that returns aware UTC datetimes; a timeout in the URI wins."""
+def make_client(
+    uri: str, timeout_ms: int = 5000, *, reply_timeout_ms: int = 0, pool_size: int | None = None
+) -> AsyncMongoClient:
+    """An async client that returns aware UTC datetimes; options given in the URI win.
+
+    `reply_timeout_ms` bounds the wait for each reply, for a free connection of the pool
+    (`pool_size`), for a new connection's handshake and for finding the server at all: a hung
+    or vanished server then costs an operation that long, not forever. A request may meet
+    several operations that wait it out (the key's lookup, the write's first operation, each
+    retried once by PyMongo), so its worst case is a few times `reply_timeout_ms`: up to five
+    were seen in the frozen-database scenario of `bench/reliability.py`.
+    (PyMongo's `timeout()` would bound the whole request, but under it a vanished server is
+    looked for until the deadline rather than for `serverSelectionTimeoutMS`: every request
+    then paid the full deadline when the server died. A deadline of our own around a whole write
+    was tried too: under a heavy load it cancelled slow but healthy writes, sent 88 % of a
+    100,000-message load to the spool and left seq gaps on the busiest threads.)
+    """
     options: dict = {"tz_aware": True, "uuidRepresentation": "standard"}
-    if "serverselectiontimeoutms" not in uri.lower():
-        options["serverSelectionTimeoutMS"] = timeout_ms
+    given = uri.lower()
+    if "serverselectiontimeoutms" not in given:
+        options["serverSelectionTimeoutMS"] = min(timeout_ms, reply_timeout_ms or timeout_ms)
+    if reply_timeout_ms and "sockettimeoutms" not in given:
+        options["socketTimeoutMS"] = reply_timeout_ms
+    if reply_timeout_ms and "waitqueuetimeoutms" not in given:
+        options["waitQueueTimeoutMS"] = reply_timeout_ms
+    if reply_timeout_ms and "connecttimeoutms" not in given:  # a new connection's handshake
+        options["connectTimeoutMS"] = reply_timeout_ms
+    if pool_size and "maxpoolsize" not in given:
+        options["maxPoolSize"] = pool_size
     return AsyncMongoClient(uri, **options)
 
 
@@ -92,7 +116,11 @@ class Database:
             if embedded is None:
                 embedded = owned = EmbeddedMongo(settings.chatadmin_data_dir).start()
             uri = embedded.uri
-        client = make_client(uri)
+        client = make_client(
+            uri,
+            reply_timeout_ms=settings.chatadmin_mongo_timeout_ms,
+            pool_size=settings.chatadmin_mongo_pool_size,
+        )
         try:
             info = await server_info(client)
             db = client[settings.mongodb_db_name]
@@ -109,12 +137,22 @@ class Database:
             if owned:
                 owned.stop()
             raise
-        where = f"embedded, data in {embedded.data_dir}" if embedded else _redact(uri)
+        where = f"embedded, data in {embedded.data_dir}" if embedded else redact_url(uri)
         log.info(
             "database: %s, db %r (%s); search: %s",
             info.label(), settings.mongodb_db_name, where, mode,
         )  # fmt: skip
         return cls(client=client, db=db, info=info, uri=uri, search_mode=mode, embedded=owned)
+
+    @contextlib.asynccontextmanager
+    async def unhurried(self) -> AsyncIterator[AsyncDatabase]:
+        """The same database through a client without reply timeouts, for work that may take
+        long on the server (index builds of migrations run at start)."""
+        client = make_client(self.uri)
+        try:
+            yield client[self.db.name]
+        finally:
+            await client.close()
 
     async def ping(self) -> ServerInfo:
         """Ping the server."""
@@ -125,16 +163,6 @@ class Database:
         await self.client.close()
         if self.embedded:
             self.embedded.stop()
-
-
-def _redact(uri: str) -> str:
-    """The URI without a password."""
-    if "@" not in uri:
-        return uri
-    scheme, rest = uri.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 @contextlib.asynccontextmanager

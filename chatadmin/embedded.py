@@ -71,16 +71,30 @@ class ServerProcess:
     def started(self) -> None:
         """Called once the server answers ping."""
 
+    def private(self) -> None:
+        """The data dir readable by its owner only (it holds password and API-key hashes):
+        0700 for directories, 0600 for files, also for files an older version left."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        for path in self.data_dir.rglob("*"):
+            with contextlib.suppress(OSError):
+                path.chmod(0o700 if path.is_dir() else 0o600)
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         """Start the server and block until it answers `ping`."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.private()
         last_error = ""
         for _attempt in range(3):
             port = self.port or free_port()
-            out = open(self.run_dir / f"{self.name}.out", "ab")
+            out = open(
+                os.open(
+                    self.run_dir / f"{self.name}.out", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+                ),
+                "ab",
+            )
             self.proc = subprocess.Popen(
                 self.command(port), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, umask=0o077,
             )  # fmt: skip
             out.close()
             self.port = port
@@ -177,7 +191,7 @@ class EmbeddedMongo(ServerProcess):
         return True
 
     def command(self, port: int) -> list[str]:
-        (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "db").mkdir(mode=0o700, parents=True, exist_ok=True)
         return [
             sys.executable, "-c", NX_MAIN,
             "--data-dir", str(self.data_dir / "db"),
@@ -189,6 +203,7 @@ class EmbeddedMongo(ServerProcess):
 
     def start(self, timeout: float = 30.0, reuse: bool = True) -> EmbeddedMongo:
         """Start the server (or attach to ours) and block until it answers `ping`."""
+        self.private()
         if reuse and self.attach():
             return self
         super().start(timeout)
@@ -196,6 +211,7 @@ class EmbeddedMongo(ServerProcess):
 
     def started(self) -> None:
         self.state_file.write_text(json.dumps({"pid": self.proc.pid, "port": self.port}))
+        self.state_file.chmod(0o600)
 
     def stopping(self, proc: subprocess.Popen) -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):

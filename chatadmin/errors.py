@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from pydantic import ValidationError
-from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -23,8 +23,10 @@ from chatadmin.exceptions import (
     Unavailable,
     UnsupportedMediaType,
 )
+from chatadmin.outage import DATABASE_DOWN
 
 log = logging.getLogger("chatadmin.errors")
+RETRY_AFTER_S = 5
 
 STATUS = {
     BadRequest: 400, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409,
@@ -68,9 +70,15 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
-    if isinstance(exc, ConnectionFailure | ServerSelectionTimeoutError):
+    if isinstance(exc, DATABASE_DOWN):
         log.warning("MongoDB unavailable: %s", exc)
-        return error_response(503, "unavailable", "the database is not reachable; retry later")
+        outage = getattr(request.app.state, "outage", None)
+        if outage is not None:
+            outage.failed()
+        return error_response(
+            503, "unavailable", "the database is not reachable; retry later",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )  # fmt: skip
     log.exception("database error", exc_info=exc)
     return error_response(500, "internal_error", "the database refused the operation")
 

@@ -68,9 +68,13 @@ class Invalid(ChatAdminError):
 
 
 class Unavailable(ChatAdminError):
-    """A dependency (MongoDB, Redis) cannot be reached."""
+    """A dependency (MongoDB, Redis) cannot be reached; `headers` may say when to retry."""
 
     code = "unavailable"
+
+    def __init__(self, message: str = "", retry_after: int | None = None):
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after)} if retry_after else None
 
 
 class RateLimited(ChatAdminError):

@@ -13,6 +13,13 @@
   function text(el, value) { el.textContent = value == null ? "" : String(value); return el; }
   function make(tag, cls) { var el = document.createElement(tag); if (cls) el.className = cls; return el; }
 
+  // `html` is the server's sanitised Markdown of the text (the same renderer as the page).
+  function body(m) {
+    var el = make("div", "block text md");
+    if (m.html != null) el.innerHTML = m.html; else text(el, m.text);
+    return el;
+  }
+
   function render(m) {
     var msg = make("div", "msg msg-" + m.role + " msg-live");
     msg.id = "m" + m.seq;
@@ -21,7 +28,8 @@
     head.appendChild(text(make("span", "text-secondary"), " #" + m.seq + " · " + m.created_at.replace("T", " ").slice(0, 19)));
     if (m.status && m.status !== "sent") head.appendChild(text(make("span", "badge bg-red-lt"), m.status));
     msg.appendChild(head);
-    msg.appendChild(text(make("div", "block text pre"), m.text + (m.truncated ? " …" : "")));
+    msg.appendChild(body(m));
+    msg.appendChild(text(make("div", "block text pre raw"), m.text + (m.truncated ? " …" : "")));
     return msg;
   }
 
@@ -46,8 +54,10 @@
     if (!el) return;
     if (m.deleted) { el.classList.add("msg-deleted"); return; }
     el.classList.remove("msg-deleted");
-    var body = el.querySelector(".block.text");
-    if (body && el.classList.contains("msg-live")) text(body, m.text);
+    if (!el.classList.contains("msg-live")) return;
+    var md = el.querySelector(".block.text.md"), raw = el.querySelector(".block.text.raw");
+    if (md) md.replaceWith(body(m));
+    if (raw) text(raw, m.text);
   });
   source.addEventListener("typing", function (e) {
     var t = JSON.parse(e.data);

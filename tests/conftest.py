@@ -6,23 +6,21 @@ test (indexes stay)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import redis
 
+import tests.commands  # noqa: F401  (registers the command recorder before any client)
 from chatadmin.db import Database
-from chatadmin.embedded import free_port
+from chatadmin.embedded import EmbeddedServerError
 from chatadmin.migrations import migrate
 from chatadmin.models import DOCUMENT_MODELS
 from chatadmin.settings import Settings
-from chatadmin.testservers import selected_server, start_test_server
+from chatadmin.testservers import RedisServer, selected_server, start_test_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,27 +41,12 @@ def redis_url(tmp_path_factory) -> str:
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.exit("redis-server is not installed: run the README's test command", 2)
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    try:
+        server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    except EmbeddedServerError as exc:
+        pytest.exit(str(exc), 2)
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

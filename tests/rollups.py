@@ -1,5 +1,6 @@
 """A recount of a thread's rollups from its stored messages, computed here and not by the
-product, to check the counters every write keeps in step."""
+product, to check the counters every write keeps in step; then the product's own recount
+(`services/rollup.py`, what `manage.py rollup --check` runs) must agree for the whole org."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections import Counter
 
 from chatadmin.clock import day_start
 from chatadmin.models import DailyAnalytics, Message, Thread, User
+from chatadmin.services import rollup
 
 
 async def assert_rollups_match_recount(org_id: str, thread_id: str) -> None:
@@ -37,3 +39,5 @@ async def assert_rollups_match_recount(org_id: str, thread_id: str) -> None:
     owner = await User.find_one({"org_id": org_id, "user_id": thread.user_id})
     if owner is not None:
         assert owner.message_count == sum(m.user_id == thread.user_id for m in live)
+    checked = await rollup.rebuild(org_id, check=True)
+    assert checked.ok, [d.describe() for d in checked.differences[:5]]

@@ -15,7 +15,9 @@ from chatadmin.admin import views
 from chatadmin.admin.auth import ABSOLUTE_SECONDS, StaffAuthProvider
 from chatadmin.admin.conversation import ConversationView
 from chatadmin.admin.dashboard import Dashboard
+from chatadmin.admin.once import ShowSecretOnce
 from chatadmin.admin.realtime import RealtimeView
+from chatadmin.admin.retention import RetentionView
 from chatadmin.admin.throttle import LoginThrottle
 from chatadmin.settings import Settings
 
@@ -33,7 +35,7 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
         index_view=Dashboard(),
         auth_provider=StaffAuthProvider(LoginThrottle(store, settings.redis_prefix)),
         secret_key=secret,
-        export_config=ExportConfig(max_rows=10_000),
+        export_config=ExportConfig(max_rows=settings.chatadmin_export_max_rows),
         middlewares=[
             Middleware(
                 SessionMiddleware,
@@ -42,7 +44,8 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
                 max_age=ABSOLUTE_SECONDS,
                 same_site="lax",
                 https_only=settings.secure_cookies,
-            )
+            ),
+            Middleware(ShowSecretOnce),
         ],
         debug=False,  # True turns on starlette-admin's own DEBUG console logging
     )
@@ -55,7 +58,12 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
             views.ExecutionView,
             views.CacheView,
         ],
-        "Audit": [views.AuditLogView, views.MigrationView],
+        "Audit": [
+            views.AuditLogView,
+            views.ReportedAuditView,
+            views.MigrationView,
+            RetentionView,
+        ],
         "People": [views.UserView, views.ConnectionView],
         "Analytics": [views.AnalyticsView, RealtimeView],
         "Settings": [views.AdminUserView, views.ApiKeyView],
@@ -76,7 +84,9 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
 def mount_admin(app: Starlette, settings: Settings, store) -> None:
     """Mount the admin at `/admin`; its handlers read the settings and the real-time hub from
     their own app's state (a mounted app is `request.app` inside it)."""
-    build_admin(settings, store).mount_to(app)
+    admin = build_admin(settings, store)
+    admin.mount_to(app)
+    app.state.admin_throttle = admin.auth_provider.throttle
     admin_app = next(r.app for r in app.routes if isinstance(r, Mount) and r.path == "/admin")
     admin_app.state.settings = settings
     admin_app.state.realtime = app.state.realtime

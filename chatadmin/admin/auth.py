@@ -1,7 +1,10 @@
 """Admin login: argon2id passwords, throttled failures, sessions with absolute and idle expiry.
 
 The session lives in a signed cookie (HttpOnly, SameSite=Lax, Secure outside local use); it is
-cleared and written anew at login. Every login (success and failure) and logout is audited.
+cleared and written anew at login. A session ends after 8 hours, or after an hour idle unless
+"Remember me" was ticked; logging out, a new password, a new role or org, and deactivation end
+every session of that user (a generation number in the session, checked on every request).
+Every login and logout is audited; refused tries once a minute per address.
 """
 
 from __future__ import annotations
@@ -14,14 +17,12 @@ from starlette_admin.auth import AuthProvider
 from starlette_admin.exceptions import LoginFailed
 
 from chatadmin.admin.roles import StaffUser
-from chatadmin.admin.throttle import LoginThrottle
-from chatadmin.models import AdminUser
+from chatadmin.admin.throttle import LOCK_SECONDS, LoginThrottle
 from chatadmin.services import accounts, audit
 from chatadmin.services.audit import ALL_ORGS
 
 ABSOLUTE_SECONDS = 8 * 3600
-IDLE_SECONDS = 3600
-_CACHE_SECONDS = 5.0
+IDLE_SECONDS = 3600  # "Remember me" lifts the idle limit, never the absolute one
 
 
 def client_ip(request: Request) -> str | None:
@@ -67,7 +68,6 @@ class StaffAuthProvider(AuthProvider):
     def __init__(self, throttle: LoginThrottle) -> None:
         super().__init__(login_path="/login", logout_path="/logout")
         self.throttle = throttle
-        self._users: dict[str, tuple[AdminUser | None, float]] = {}
 
     async def login(
         self, username: str, password: str, remember_me: bool, request: Request
@@ -75,15 +75,20 @@ class StaffAuthProvider(AuthProvider):
         ip = client_ip(request)
         username = username.strip()
         wait = await self.throttle.locked_for(username, ip)
+        if not wait and not await self.throttle.reserve(username, ip):
+            await self.throttle.failed(username, ip)
+            wait = LOCK_SECONDS
         if wait:
-            await audit_admin(
-                request,
-                "login_refused",
-                actor=username or "?",
-                org_id=None,
-                success=False,
-                error="too many failed logins",
-            )
+            if await self.throttle.first_refusal(ip):  # one entry a minute per address
+                await audit_admin(
+                    request,
+                    "login_refused",
+                    actor=username or "?",
+                    org_id=None,
+                    success=False,
+                    error="too many failed logins",
+                    metadata={"audited": "the first refusal from this address in a minute"},
+                )
             minutes = max(1, round(wait / 60))
             raise LoginFailed(
                 f"Too many failed logins. Try again in {minutes} minute{'s' * (minutes != 1)}."
@@ -105,27 +110,25 @@ class StaffAuthProvider(AuthProvider):
         await self.throttle.succeeded(username, ip)
         request.session.clear()  # a fresh session at every login
         now = int(time.time())
-        request.session.update({"admin_id": user.id, "login_at": now, "seen_at": now})
+        request.session.update(
+            {
+                "admin_id": user.id,
+                "login_at": now,
+                "seen_at": now,
+                "gen": user.session_generation,
+                "remember": bool(remember_me),
+            }
+        )
         await audit_admin(request, "login", actor=user.username, org_id=user.org_id)
         return None
 
     async def logout(self, request: Request) -> Response | None:
         user = await self.authenticate(request)
         if user is not None:
+            await accounts.end_sessions(user.admin_id)  # a copied cookie dies with this one
             await audit_admin(request, "logout", actor=user.username, org_id=user.org_id)
         request.session.clear()
         return None
-
-    async def _load(self, admin_id: str) -> AdminUser | None:
-        hit = self._users.get(admin_id)
-        now = time.monotonic()
-        if hit and hit[1] > now:
-            return hit[0]
-        user = await AdminUser.find_one({"_id": str(admin_id)})
-        if len(self._users) > 1000:
-            self._users.clear()
-        self._users[admin_id] = (user, now + _CACHE_SECONDS)
-        return user
 
     async def authenticate(self, request: Request) -> StaffUser | None:
         session = request.session
@@ -134,11 +137,12 @@ class StaffAuthProvider(AuthProvider):
             return None
         now = int(time.time())
         login_at, seen_at = int(session.get("login_at", 0)), int(session.get("seen_at", 0))
-        if now - login_at > ABSOLUTE_SECONDS or now - seen_at > IDLE_SECONDS:
+        idle = ABSOLUTE_SECONDS if session.get("remember") else IDLE_SECONDS
+        if now - login_at > ABSOLUTE_SECONDS or now - seen_at > idle:
             session.clear()
             return None
-        user = await self._load(admin_id)
-        if user is None or not user.is_active:
+        user = await accounts.load_admin(admin_id)
+        if user is None or not user.is_active or session.get("gen") != user.session_generation:
             session.clear()
             return None
         if now - seen_at >= 30:  # refresh the idle clock without rewriting every response

@@ -15,24 +15,28 @@ from typing import Any, ClassVar
 
 from beanie import Document
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette_admin import BaseModelView, row_action
 from starlette_admin.contrib.beanie.filters import build_filter_query
 from starlette_admin.exceptions import ActionFailed, FormValidationError
 from starlette_admin.fields import BaseField, DateTimeField, JSONField
 from starlette_admin.filters import FilterGroup
-from starlette_admin.helpers import pydantic_error_to_form_validation_errors
+from starlette_admin.flash import flash
+from starlette_admin.helpers import pydantic_error_to_form_validation_errors, safe_redirect_url
 
 from chatadmin import search
-from chatadmin.admin import roles
+from chatadmin.admin import exports, roles
 from chatadmin.admin.auth import audit_admin
 from chatadmin.admin.converters import Converter, FilterRegistry
-from chatadmin.admin.queries import MS_TWINS, mentions, merge_conditions, ms_rewrite
+from chatadmin.admin.estimates import estimated_count
+from chatadmin.admin.queries import MS_TWINS, mentions, merge_conditions, ms_rewrite, rule_fields
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.services import audit
 
 COUNT_CAP = 1000
+MAX_SKIP = 2**31 - 1
 # Row actions every staff member may run (they only navigate); the others need an admin.
 OPEN_ROW_ACTIONS = frozenset({"conversation", "conversations"})
 
@@ -150,6 +154,7 @@ class DocumentView(BaseModelView):
         self, request: Request, q: str | None, filters: FilterGroup | None
     ) -> dict:
         parts = [self.scope(request)]
+        self.refuse_masked(request, rule_fields(filters), "filter")
         if self.hidden and not mentions(filters, set(self.hidden)):
             parts.append(dict(self.hidden))
         if q and q.strip():
@@ -160,6 +165,14 @@ class DocumentView(BaseModelView):
             if built:
                 parts.append(ms_rewrite(built))
         return merge_conditions([p for p in parts if p])
+
+    def refuse_masked(self, request: Request, names, what: str) -> None:
+        """A viewer may not filter or sort by personal data: each answer would leak a bit."""
+        if not roles.is_masked(request):
+            return
+        masked = sorted(n for n in names if roles.is_masked_field(n))
+        if masked:
+            raise HTTPException(400, f"viewers cannot {what} by {', '.join(masked)}")
 
     def search_query(self, request: Request, q: str) -> dict:
         """Full text (every word must match), or a case-insensitive escaped match over the
@@ -201,8 +214,10 @@ class DocumentView(BaseModelView):
         sorts: Sequence[tuple[str, str]] | None = None,
         filters: FilterGroup | None = None,
     ) -> Sequence[Any]:
+        self.refuse_masked(request, [name for name, _ in sorts or []], "sort")
         query = await self.build_query(request, q, filters)
-        cursor = self.document.find(query).sort(self.sort_spec(sorts)).skip(max(0, skip))
+        skip = min(max(0, skip), MAX_SKIP)  # a page number past int64 is just past the end
+        cursor = self.document.find(query).sort(self.sort_spec(sorts)).skip(skip)
         if limit > 0:
             cursor = cursor.limit(limit)
         return [self.present(request, d) for d in await cursor.to_list()]
@@ -213,8 +228,8 @@ class DocumentView(BaseModelView):
         unfiltered = not (q and q.strip()) and (filters is None or filters.is_empty())
         coll = self.document.get_pymongo_collection()
         if unfiltered and not self.scope(request):
-            # An estimate, as MongoDB's own: O(1) at any size, soft-deleted rows included.
-            return await coll.estimated_document_count()
+            # An estimate, as MongoDB's own: soft-deleted rows included (see `estimates`).
+            return await estimated_count(coll)
         query = await self.build_query(request, q, filters)
         found = await coll.find(query, {"_id": 1}).limit(self.count_cap + 1).to_list()
         return CappedCount(len(found)) if len(found) > self.count_cap else len(found)
@@ -346,7 +361,10 @@ class DocumentView(BaseModelView):
         and audit every export."""
         if not await self.is_action_allowed(request, name):
             return JSONResponse({"msg": "Forbidden"}, status_code=403)
-        response = await super().handle_action(request, selection, name)
+        if name == "export":
+            response = await self._export(request, selection)
+        else:
+            response = await super().handle_action(request, selection, name)
         if name == "export" and isinstance(response, Response) and response.status_code == 200:
             form = await request.form()
             await self._audit_list(
@@ -358,6 +376,17 @@ class DocumentView(BaseModelView):
                 },
             )
         return response
+
+    async def _export(self, request: Request, selection: Any) -> Response:
+        """A streamed export, or back to the list with the reason it cannot be."""
+        max_rows = request.app.state.settings.chatadmin_export_max_rows
+        try:
+            return await exports.export_response(self, request, selection, max_rows)
+        except ActionFailed as exc:
+            flash(request, exc.msg, "error")
+            fallback = str(request.url_for("admin:list", key=self.key))
+            target = request.query_params.get("_origin") or fallback
+            return RedirectResponse(safe_redirect_url(target, request, fallback), 303)
 
     async def _audit(self, request: Request, action: str, doc: Any, before, after) -> None:
         user = roles.staff(request)

@@ -8,14 +8,19 @@ messages costs the same per page as a thread of ten.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette_admin import CustomView
 from starlette_admin.routing import route
 
-from chatadmin.admin import roles
+from chatadmin.admin import roles, transcript
 from chatadmin.admin.auth import audit_admin
 from chatadmin.clock import ms_datetime
 from chatadmin.exceptions import ChatAdminError
@@ -27,11 +32,6 @@ from chatadmin.services import audit, threads
 from chatadmin.services import messages as messages_service
 
 PAGE = 100
-
-
-def pretty(value: Any) -> str:
-    """Pretty JSON for display (the template escapes it)."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str, sort_keys=False)
 
 
 def table_of(block: StructuredDataBlock) -> dict | None:
@@ -48,63 +48,6 @@ def table_of(block: StructuredDataBlock) -> dict | None:
     if isinstance(data, dict):
         return {"columns": ["key", "value"], "rows": [[k, v] for k, v in data.items()]}
     return None
-
-
-def markdown(thread: Thread, messages: list[Message]) -> str:
-    """The transcript as Markdown."""
-    lines = [
-        f"# {thread.title}",
-        "",
-        f"Thread `{thread.thread_id}` · {thread.message_count} "
-        f"messages · created {thread.created_at.isoformat()}",
-        "",
-    ]
-    for m in messages:
-        lines.append(f"## {m.seq} · {m.role} · {m.created_at.isoformat(timespec='seconds')}")
-        for b in m.content:
-            if b.type == "text":
-                lines += ["", b.text]
-            elif b.type == "tool_use":
-                lines += [
-                    "",
-                    f"**Tool call** `{b.name}` (`{b.id}`)",
-                    "",
-                    "```json",
-                    pretty(b.input),
-                    "```",
-                ]
-            elif b.type == "tool_result":
-                body = (
-                    b.content
-                    if isinstance(b.content, str)
-                    else pretty([c.model_dump() for c in b.content])
-                )
-                flag = " (error)" if b.is_error else ""
-                lines += [
-                    "",
-                    f"**Tool result**{flag} for `{b.tool_use_id}`",
-                    "",
-                    "```",
-                    body,
-                    "```",
-                ]
-            elif b.type == "citation":
-                lines += ["", f"> {b.cited_text}", f"> — {b.title or b.url or b.source_id or ''}"]
-            elif b.type == "image_ref":
-                lines += ["", f"[image: {b.alt_text or b.url}]({b.url})"]
-            else:
-                lines += ["", f"**Data** {b.name or ''}", "", "```json", pretty(b.data), "```"]
-        if m.analysis:
-            lines += ["", f"**Analysis:** {m.analysis.title}"]
-            lines += [f"- {r.key}: {r.value}" for r in m.analysis.result.body]
-        if m.feedback:
-            lines += [
-                "",
-                f"_Feedback: helpful={m.feedback.is_helpful} "
-                f"rating={m.feedback.rating} {m.feedback.comment or ''}_",
-            ]
-        lines.append("")
-    return "\n".join(lines) + "\n"
 
 
 class ConversationView(CustomView):
@@ -182,13 +125,11 @@ class ConversationView(CustomView):
             )
         thread = found
         try:
-            start = max(0, int(request.query_params.get("from", "0")))
+            start = min(max(0, int(request.query_params.get("from", "0"))), 2**62)
         except ValueError:
             start = 0
-        page = await messages_service.list_messages(
-            thread.org_id, thread.thread_id, limit=PAGE, from_seq=start
-        )
-        messages = page.items
+        settings = request.app.state.settings
+        messages, cut = await self._page(thread, start, settings.chatadmin_page_text_chars)
         links = await self._links(thread, messages)
         user = await User.find_one({"org_id": thread.org_id, "user_id": thread.user_id})
         if user is not None and roles.is_masked(request):
@@ -208,8 +149,12 @@ class ConversationView(CustomView):
                 "prev_start": max(0, start - PAGE) if start > 0 else None,
                 "next_start": start + PAGE if start + PAGE < thread.next_seq else None,
                 "last_start": last_start,
-                "pretty": pretty,
+                "pretty": transcript.pretty,
                 "table_of": table_of,
+                "as_html": lambda text: transcript.as_html(
+                    text, images=settings.chatadmin_markdown_images
+                ),
+                "cut": cut,
                 "can_note": roles.can_annotate(request),
                 "notes": [{**n, "at": ms_datetime(n.get("created_at_ms"))} for n in thread.notes],
                 "org": thread.org_id,
@@ -234,29 +179,60 @@ class ConversationView(CustomView):
             body = {"error": {"code": "unavailable", "message": "Redis is not reachable"}}
             return JSONResponse(body, 503)
         masked = roles.is_masked(request)
+        images = request.app.state.settings.chatadmin_markdown_images
+
+        def present(data: dict) -> dict:
+            data = roles.mask_document(data) if masked else data
+            if isinstance(data.get("text"), str):  # the page's renderer, for the page's tail
+                data = {**data, "html": str(transcript.as_html(data["text"], images=images))}
+            return data
+
         stream = fanout.tail(
             realtime, found.org_id, found.thread_id, missed, after, heartbeat_ms,
-            request.is_disconnected,
-            present=roles.mask_document if masked else (lambda data: data),
+            request.is_disconnected, present=present,
         )  # fmt: skip
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    async def _page(self, thread: Thread, start: int, limit: int) -> tuple[list[Message], set]:
+        """A page of messages from `start`, each cut as it is read (the page stays small even
+        when its messages are large); and the seqs that were cut."""
+        query = {**messages_service.visible(thread.org_id, thread.thread_id)}
+        if start:
+            query["seq"] = {"$gte": start}
+        shown, cut = [], set()
+        async for message in Message.find(query).sort([("seq", 1)]).limit(PAGE):
+            message, was_cut = transcript.clip(message, limit)
+            shown.append(message)
+            if was_cut:
+                cut.add(message.seq)
+        return shown, cut
+
+    @route("/{thread_id}/messages/{seq:int}.txt", name="conversation-message")
+    async def message_text(self, request: Request) -> Response:
+        """One message in full, as plain text (the page cuts long blocks and links here)."""
+        found = await self._thread(request, request.path_params["thread_id"])
+        if not isinstance(found, Thread):
+            return self._not_found(request)
+        query = messages_service.visible(found.org_id, found.thread_id)
+        message = await Message.find_one({**query, "seq": request.path_params["seq"]})
+        if message is None:
+            return self._not_found(request)
+        return PlainTextResponse(
+            transcript.full_text(message), headers={"Content-Disposition": "inline"}
+        )
 
     async def _links(self, thread: Thread, messages: list[Message]) -> dict:
         """Admin pks of the analyses and executions the page links to, and execution facts."""
         analysis_ids = sorted({m.analysis_id for m in messages if m.analysis_id})
         execution_ids = sorted({m.execution_id for m in messages if m.execution_id})
         analyses = (
-            await Analysis.find(
-                {"org_id": thread.org_id, "analysis_id": {"$in": analysis_ids}}
-            ).to_list()
+            await Analysis.find(Analysis.keyed(thread.org_id, analysis_ids)).to_list()
             if analysis_ids
             else []
         )
         runs = (
-            await Execution.find(
-                {"org_id": thread.org_id, "execution_id": {"$in": execution_ids}}
-            ).to_list()
+            await Execution.find(Execution.keyed(thread.org_id, execution_ids)).to_list()
             if execution_ids
             else []
         )
@@ -312,8 +288,11 @@ class ConversationView(CustomView):
         name = f"thread-{found.thread_id}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if fmt == "md":
-            body = markdown(found, await cursor.to_list())
-            return Response(body, media_type="text/markdown; charset=utf-8", headers=headers)
+            return StreamingResponse(
+                transcript.markdown_export(found, cursor),
+                media_type="text/markdown; charset=utf-8",
+                headers=headers,
+            )
 
         async def stream():
             head = found.model_dump(mode="json", exclude={"notes"})

@@ -12,6 +12,7 @@ from starlette_admin.routing import route
 
 from chatadmin.admin import roles
 from chatadmin.admin.base import COUNT_CAP, CappedCount
+from chatadmin.admin.estimates import estimated_count
 from chatadmin.clock import day_start, utcnow
 from chatadmin.models import DOCUMENT_MODELS, DailyAnalytics
 from chatadmin.models.analytics import COUNTERS, ORG_WIDE
@@ -38,7 +39,7 @@ async def collection_counts(request: Request) -> list[tuple[str, str, int]]:
             continue
         coll = model.get_pymongo_collection()
         if not scope:
-            out.append((name, COUNTED[name], await coll.estimated_document_count()))
+            out.append((name, COUNTED[name], await estimated_count(coll)))
             continue
         found = len(await coll.find(scope, {"_id": 1}).limit(COUNT_CAP + 1).to_list())
         out.append((name, COUNTED[name], CappedCount(found) if found > COUNT_CAP else found))

@@ -13,17 +13,20 @@ from chatadmin.clock import to_ms
 MS_TWINS = {"created_at": "created_at_ms", "period_start": "period_start_ms"}
 
 
-def mentions(group: FilterGroup | None, names: set[str]) -> bool:
-    """Whether a filter tree has a rule on one of the fields."""
-    if group is None:
-        return False
+def rule_fields(group: FilterGroup | None) -> set[str]:
+    """Every field a filter tree has a rule on."""
+    found: set[str] = set()
     for rule in getattr(group, "rules", []) or []:
         if hasattr(rule, "rules"):
-            if mentions(rule, names):
-                return True
-        elif getattr(rule, "field", None) in names:
-            return True
-    return False
+            found |= rule_fields(rule)
+        elif getattr(rule, "field", None):
+            found.add(rule.field)
+    return found
+
+
+def mentions(group: FilterGroup | None, names: set[str]) -> bool:
+    """Whether a filter tree has a rule on one of the fields."""
+    return bool(rule_fields(group) & names)
 
 
 def ms_rewrite(query: Any) -> Any:

@@ -49,6 +49,11 @@ def is_masked(request: Request) -> bool:
     return role(request) == "viewer"
 
 
+def is_masked_field(name: str) -> bool:
+    """Whether a field path (`email`, `metadata.email`) names personal data."""
+    return any(part in MASKED_FIELDS for part in str(name).split("."))
+
+
 def org_scope(request: Request) -> str | None:
     """The only org this user may see, or None for every org."""
     user = staff(request)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette_admin import action, link_row_action, row_action
 from starlette_admin.exceptions import ActionFailed, FormValidationError
 from starlette_admin.fields import EnumField, PasswordField, StringField
-from starlette_admin.flash import flash
+from starlette_admin.types import RequestAction
 
 from chatadmin.admin import roles
 from chatadmin.admin.base import DocumentView, SoftDeleteView
@@ -420,13 +420,14 @@ class CacheView(DocumentView):
 
 
 class AuditLogView(DocumentView):
-    """Read-only for every role."""
+    """What chatadmin itself recorded (staff, API and system actions); read-only for all."""
 
     document = AuditLog
     key = "audit-logs"
     display_name = "Audit logs"
     icon = "fa fa-clipboard-list"
     writable = False
+    hidden: ClassVar[dict] = {"source": {"$ne": "ingest"}}
     field_names = (
         "created_at",
         "action",
@@ -462,6 +463,18 @@ class AuditLogView(DocumentView):
         "success",
         "created_at",
     )
+
+
+class ReportedAuditView(AuditLogView):
+    """Audit events that backends reported through `/ingest`: their claims, apart from what
+    chatadmin recorded, with the API key that sent each."""
+
+    key = "reported-audit"
+    display_name = "Reported by backends"
+    icon = "fa fa-inbox"
+    hidden: ClassVar[dict] = {"source": "ingest"}
+    field_names = ("created_at", "source_key_id", *AuditLogView.field_names[1:])
+    filter_fields = (*AuditLogView.filter_fields, "source_key_id")
 
 
 class MigrationView(DocumentView):
@@ -633,7 +646,23 @@ class AdminUserView(DocumentView):
                 raise FormValidationError({"password": str(exc)}) from exc
             data["password_hash"] = accounts.hash_password(password)
         data["org_id"] = data.get("org_id") or None
-        return await super().edit(request, pk, data)
+        before = await AdminUser.find_one({"_id": str(pk)})
+        user = await super().edit(request, pk, data)
+        access = ("role", "org_id", "is_active")
+        if password or (before and any(getattr(before, f) != getattr(user, f) for f in access)):
+            await accounts.end_sessions(user.id)
+        return user
+
+
+class WordsField(EnumField):
+    """A multiple choice shown as words ("ingest, read") in lists and details."""
+
+    async def serialize_value(self, request: Request, value: Any) -> Any:
+        labels = await super().serialize_value(request, value)
+        action = request.state.action
+        if isinstance(labels, list) and not (action.is_form() or action == RequestAction.EXPORT):
+            return ", ".join(str(label) for label in labels)
+        return labels
 
 
 class ApiKeyView(DocumentView):
@@ -649,7 +678,7 @@ class ApiKeyView(DocumentView):
         StringField("key_id", exclude_from_create=True, read_only=True),
         StringField("org_id", required=True),
         StringField("name"),
-        EnumField("scopes", choices=[(s, s) for s in SCOPES], multiple=True, required=True),
+        WordsField("scopes", choices=[(s, s) for s in SCOPES], multiple=True, required=True),
         "revoked",
         "last_used_at",
         "created_by",
@@ -682,11 +711,13 @@ class ApiKeyView(DocumentView):
             )
         except (ChatAdminError, ValueError) as exc:
             raise FormValidationError({"scopes": str(exc)}) from exc
-        flash(
-            request,
-            f"API key created. Copy it now, it will not be shown again: {plaintext}",
-            "success",
-        )
+        # Shown once in the answer's body (admin/once.py), never in a flash cookie.
+        request.state.new_api_key_secret = {
+            "key_id": key.key_id,
+            "org_id": key.org_id,
+            "scopes": list(key.scopes),
+            "secret": plaintext,
+        }
         await self._audit(
             request,
             "api_key_created",

@@ -15,6 +15,7 @@ from chatadmin.api import (
     analyses,
     audit,
     executions,
+    imports,
     ingest,
     limits,
     messages,
@@ -27,9 +28,12 @@ from chatadmin.api import cache as cache_api
 from chatadmin.api.auth import authorize
 from chatadmin.api.openapi import build_openapi
 from chatadmin.api.spec import Endpoint
+from chatadmin.exceptions import Unavailable
+from chatadmin.outage import RETRY_AFTER_S
 
 ENDPOINTS: list[Endpoint] = [
     *ingest.ENDPOINTS,
+    *imports.ENDPOINTS,
     *threads.ENDPOINTS,
     *messages.ENDPOINTS,
     *shares.ENDPOINTS,
@@ -78,6 +82,9 @@ def _dispatch(methods: dict[str, Endpoint]):
         ep = methods[method]
         if ep.scope is None:
             return await ep.handler(request)
+        outage = request.app.state.outage
+        if outage.down and not ep.spools:  # no 5 s server-selection wait per request
+            raise Unavailable("the database is not reachable; retry later", RETRY_AFTER_S)
         await authorize(request, ep.scope)  # sets request.state.api_key
         await limits.count_request(request)
         response = await ep.handler(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +21,8 @@ from chatadmin.models.analysis import (
     SavedListQuery,
 )
 from chatadmin.services import analyses
+
+ANALYSES_OUT = TypeAdapter(list[AnalysisOut])
 
 
 def analysis_out(analysis) -> dict:
@@ -49,10 +52,17 @@ async def get_analysis(request: Request) -> Response:
 async def search_analyses(request: Request) -> Response:
     key = request.state.api_key
     q = read_query(request, AnalysisQuery)
-    found = await analyses.search_analyses(
-        key.org_id, q=q.q, tag=q.tag, user_id=q.user_id, reusable=q.reusable, limit=q.limit
+    page = await analyses.find_analyses(
+        key.org_id,
+        q=q.q,
+        tag=q.tag,
+        user_id=q.user_id,
+        reusable=q.reusable,
+        limit=q.limit,
+        cursor=q.cursor,
     )
-    return respond({"items": [analysis_out(a) for a in found], "next_cursor": None})
+    items = ANALYSES_OUT.dump_python(ANALYSES_OUT.validate_python(page.items), mode="json")
+    return respond({"items": items, "next_cursor": page.next_cursor})
 
 
 async def reuse_analysis(request: Request) -> Response:
@@ -128,7 +138,7 @@ ENDPOINTS = [
         "GET",
         "/analyses",
         search_analyses,
-        "Search analyses (full text over title and description) or list them",
+        "List analyses newest first (paged), or search them by full text (see `q`)",
         "analyses",
         query=AnalysisQuery,
         response=AnalysisOut,

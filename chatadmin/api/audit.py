@@ -1,4 +1,5 @@
-"""`/audit`: the audit trail of the key's org (needs the `admin` scope)."""
+"""`/audit`: the audit trail of the key's org (needs the `admin` scope), without the actions
+of chatadmin's staff; reported (ingested) entries say so and name the key that sent them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ async def list_audit(request: Request) -> Response:
         since=q.since,
         limit=q.limit,
         cursor=q.cursor,
+        tenant=True,
     )
     items = [AuditOut.model_validate(e).model_dump(mode="json") for e in page.items]
     return respond({"items": items, "next_cursor": page.next_cursor})

@@ -2,6 +2,8 @@
 
 Verified keys are kept in-process for a few seconds, so a busy ingest client costs one key
 lookup per few seconds, not one per request; a revoked key stops working within that time.
+While MongoDB is unreachable, a key verified in the last hour keeps working (its writes go to
+the spool); an unknown one gets 503.
 """
 
 from __future__ import annotations
@@ -14,19 +16,35 @@ from starlette.requests import Request
 from chatadmin.exceptions import Forbidden, Unauthorized
 from chatadmin.models import ApiKey
 from chatadmin.models.base import TimestampedDocument
+from chatadmin.outage import DATABASE_DOWN, Outage
 from chatadmin.services import accounts, audit
 
 CACHE_SECONDS = 10.0
+# MongoDB down: a key verified within this long keeps working, so its writes can be spooled.
+STALE_SECONDS = 3600.0
 _verified: dict[str, tuple[ApiKey, float]] = {}
 
 
-async def _verify(token: str) -> ApiKey | None:
+async def _verify(token: str, outage: Outage | None = None) -> ApiKey | None:
+    """The key of `token`. While MongoDB is down (`outage`), a key verified lately is taken as
+    it was rather than paying the database's timeout again; a lookup that fails marks it down,
+    so the rest of the request (a write goes to the spool) does not wait a second time."""
+    down = outage is not None and outage.down
     digest = hashlib.sha256(token.encode()).hexdigest()
     hit = _verified.get(digest)
     now = time.monotonic()
     if hit and hit[1] > now:
         return hit[0]
-    key = await accounts.verify_api_key(token)
+    if down and hit and hit[1] - CACHE_SECONDS + STALE_SECONDS > now:
+        return hit[0]
+    try:
+        key = await accounts.verify_api_key(token)
+    except DATABASE_DOWN:
+        if outage is not None:
+            outage.failed()
+        if hit and hit[1] - CACHE_SECONDS + STALE_SECONDS > now:
+            return hit[0]
+        raise
     if key is not None:
         if len(_verified) > 10_000:
             _verified.clear()
@@ -46,7 +64,7 @@ async def authorize(request: Request, scope: str) -> ApiKey:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
-    key = await _verify(token)
+    key = await _verify(token, getattr(request.app.state, "outage", None))
     if key is None:
         raise Unauthorized("the API key is not valid")
     if scope not in key.scopes and "admin" not in key.scopes:

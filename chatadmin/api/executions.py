@@ -1,15 +1,22 @@
-"""`/executions`: script runs and their status machine (409 on an impossible transition)."""
+"""`/executions`: script runs, their status machine (409 on an impossible transition), and
+their lists newest first."""
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from chatadmin.api.auth import record
-from chatadmin.api.http import path_id, read_json, respond
+from chatadmin.api.http import path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.models import Execution
-from chatadmin.models.execution import ExecutionIn, ExecutionOut, ExecutionPatch
+from chatadmin.models.execution import (
+    ExecutionIn,
+    ExecutionListQuery,
+    ExecutionOut,
+    ExecutionPatch,
+)
 from chatadmin.services import executions
 
 
@@ -25,6 +32,24 @@ async def create_execution(request: Request) -> Response:
         after={"status": run.status},
     )
     return respond(ExecutionOut.model_validate(run), 201)
+
+
+EXECUTIONS_OUT = TypeAdapter(list[ExecutionOut])
+
+
+async def list_executions(request: Request) -> Response:
+    key = request.state.api_key
+    q = read_query(request, ExecutionListQuery)
+    page = await executions.list_executions(
+        key.org_id,
+        thread_id=q.thread_id,
+        status=q.status,
+        user_id=q.user_id,
+        limit=q.limit,
+        cursor=q.cursor,
+    )
+    items = EXECUTIONS_OUT.dump_python(EXECUTIONS_OUT.validate_python(page.items), mode="json")
+    return respond({"items": items, "next_cursor": page.next_cursor})
 
 
 async def get_execution(request: Request) -> Response:
@@ -63,6 +88,17 @@ ENDPOINTS = [
         response=ExecutionOut,
         status=201,
         errors=(401, 403, 409, 413, 415, 422),
+    ),
+    Endpoint(
+        "GET",
+        "/executions",
+        list_executions,
+        "List script runs newest first, by thread, status or user (paged)",
+        "executions",
+        query=ExecutionListQuery,
+        response=ExecutionOut,
+        many=True,
+        errors=(401, 403, 422),
     ),
     Endpoint(
         "GET",

@@ -1,4 +1,5 @@
-"""`POST /ingest`: idempotent batches of events; 200 when all succeeded, 207 when any failed."""
+"""`POST /ingest`: idempotent batches of events; 200 when all succeeded, 207 when any failed,
+202 when MongoDB was unreachable and the batch went to the durable spool."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ from dataclasses import replace
 from starlette.requests import Request
 from starlette.responses import Response
 
+from chatadmin.api import spooling
 from chatadmin.api.auth import actor
 from chatadmin.api.http import read_json, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.exceptions import TooLarge
-from chatadmin.services.ingest import Batch, BatchIn, BatchOut, ingest
+from chatadmin.outage import DATABASE_DOWN
+from chatadmin.services import spooled
+from chatadmin.services.ingest import Batch, BatchIn, BatchOut, EventIn, ingest
+from chatadmin.services.ingest.events import validate_event
 
 
 async def ingest_batch(request: Request) -> Response:
@@ -30,8 +35,33 @@ async def ingest_batch(request: Request) -> Response:
         context_ttl_days=settings.chatadmin_context_ttl_days,
         limiter=request.app.state.limiter,
     )
-    results = await ingest(state, body.events)
+    outage = request.app.state.outage
+    try:
+        if outage.down:
+            return spool_batch(request, state, body.events)
+        results = await ingest(state, body.events)
+    except DATABASE_DOWN:
+        outage.failed()
+        # Whatever part of the batch went in is written again, unchanged, when it is replayed.
+        return spool_batch(request, state, body.events)
     status = 207 if any(r.status == "error" for r in results) else 200
+    return respond(BatchOut(results=results), status)
+
+
+def spool_batch(request: Request, state: Batch, events: list[EventIn]) -> Response:
+    """MongoDB unreachable: the valid events go to the spool (202, each `spooled`); the
+    invalid ones get their errors now, as they would have."""
+    checked = [validate_event(raw, i) for i, raw in enumerate(events)]
+    valid = [events[ev.index] for ev in checked if ev.result is None]
+    if valid:
+        spooling.keep(request, spooled.ingest_record(state.org_id, state.actor, valid))
+    results = []
+    for ev in checked:
+        if ev.result is None:
+            ev.done("accepted")
+            ev.result.spooled = True
+        results.append(ev.result)
+    status = 207 if any(r.status == "error" for r in results) else 202
     return respond(BatchOut(results=results), status)
 
 
@@ -45,6 +75,7 @@ ENDPOINTS = [
         scope="ingest",
         body=BatchIn,
         response=BatchOut,
-        also=(207,),
+        also=(207, 202),
+        spools=True,
     ),
 ]

@@ -98,6 +98,8 @@ def build_openapi(endpoints: list[Endpoint], extra: dict[str, Any] | None = None
             wanted.append((ep.body, "validation"))
         if ep.response:
             wanted.append((ep.response, "serialization"))
+        if ep.spooled:
+            wanted.append((ep.spooled, "serialization"))
     keys, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
     paths: dict[str, dict] = {}
     for ep in endpoints:
@@ -128,6 +130,11 @@ def build_openapi(endpoints: list[Endpoint], extra: dict[str, Any] | None = None
             }
         for code in ep.also:
             op["responses"][str(code)] = op["responses"][str(ep.status)]
+        if ep.spooled:
+            op["responses"]["202"] = {
+                "description": "MongoDB unreachable: kept in the durable spool, applied later",
+                "content": {"application/json": {"schema": keys[(ep.spooled, "serialization")]}},
+            }
         for code in sorted(_error_codes(ep)):
             op["responses"][str(code)] = {
                 "description": ERROR_TEXT.get(code, "Error"),

@@ -34,3 +34,5 @@ class Endpoint:
     errors: tuple[int, ...] = field(default=())
     also: tuple[int, ...] = field(default=())  # other success statuses with the same body
     many: bool = False  # the response is a page: {"items": [response], "next_cursor"}
+    spools: bool = False  # MongoDB down: the write goes to the durable spool (202), not a 503
+    spooled: type[BaseModel] | None = None  # the 202 body, when it differs from `response`

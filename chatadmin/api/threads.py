@@ -3,15 +3,18 @@ context) plus sharing."""
 
 from __future__ import annotations
 
+from pydantic import TypeAdapter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from chatadmin.api import limits
-from chatadmin.api.auth import record
+from chatadmin.api import limits, spooling
+from chatadmin.api.auth import actor, record
 from chatadmin.api.http import has_body, no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
+from chatadmin.clock import utcnow
 from chatadmin.models import Message, SharedThread, Thread
-from chatadmin.models.message import MessageIn, MessageOut
+from chatadmin.models.base import new_id
+from chatadmin.models.message import MessageIn, MessageOut, SpooledMessageOut
 from chatadmin.models.schema import ApiDatetime, ApiOut
 from chatadmin.models.share import ShareCreated, ShareIn
 from chatadmin.models.thread import (
@@ -22,8 +25,9 @@ from chatadmin.models.thread import (
     ThreadName,
     ThreadOut,
 )
+from chatadmin.outage import DATABASE_DOWN
 from chatadmin.realtime import caches
-from chatadmin.services import history, messages, shares, threads
+from chatadmin.services import history, messages, shares, spooled, threads
 
 
 class ThreadWithMessages(ApiOut):
@@ -44,6 +48,10 @@ class ThreadContext(ApiOut):
     recent_analyses: list[RecentAnalysis]
 
 
+THREADS_OUT = TypeAdapter(list[ThreadOut])
+MESSAGES_OUT = TypeAdapter(list[MessageOut])
+
+
 def thread_out(thread) -> dict:
     return ThreadOut.model_validate(thread).model_dump(mode="json")
 
@@ -58,7 +66,8 @@ async def list_threads(request: Request) -> Response:
     page = await threads.list_threads(
         key.org_id, user_id=q.user_id, status=q.status, limit=q.limit, cursor=q.cursor
     )
-    return respond({"items": [thread_out(t) for t in page.items], "next_cursor": page.next_cursor})
+    items = THREADS_OUT.dump_python(THREADS_OUT.validate_python(page.items), mode="json")
+    return respond({"items": items, "next_cursor": page.next_cursor})
 
 
 async def create_thread(request: Request) -> Response:
@@ -83,7 +92,7 @@ async def get_thread(request: Request) -> Response:
     return respond(
         {
             "thread": thread_out(thread),
-            "messages": [message_out(m) for m in items],
+            "messages": MESSAGES_OUT.dump_python(items, mode="json"),
             "next_cursor": page.next_cursor if q.messages_limit else None,
         }
     )
@@ -93,17 +102,46 @@ async def append_message(request: Request) -> Response:
     key = request.state.api_key
     thread_id = path_id(request, "thread_id")
     body = await read_json(request, MessageIn)
+    # Its id and time are fixed before the first try: if MongoDB fails after the write went
+    # in, the spooled copy is the same message, and its replay finds it there.
+    body = body.model_copy(
+        update={
+            "message_id": body.message_id or new_id(),
+            "created_at": body.created_at or utcnow(),
+        }
+    )
     settings = request.app.state.settings
     fields = body.model_dump(exclude_none=True)
     fields["content"] = body.content  # keep the validated blocks (or the plain string)
-    owner = body.user_id or (await threads.get_thread(key.org_id, thread_id)).user_id
-    await limits.count_message(request, key.org_id, owner)
-    message = await messages.append_message(
-        key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
-    )
+    outage = request.app.state.outage
+    try:
+        if outage.down:
+            return spool_message(request, thread_id, body)
+        owner = body.user_id or await limits.thread_owner(request, key.org_id, thread_id)
+        await limits.count_message(request, key.org_id, owner)
+        message = await messages.append_message(
+            key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
+        )
+    except DATABASE_DOWN:
+        outage.failed()
+        return spool_message(request, thread_id, body)
     summary = {"thread_id": thread_id, "seq": message.seq, "role": message.role}
     await record(request, "message_created", Message, message.message_id, after=summary)
     return respond(message_out(message), 201)
+
+
+def spool_message(request: Request, thread_id: str, body: MessageIn) -> Response:
+    """MongoDB unreachable: the message goes to the spool with an id of its own (so its
+    replay is idempotent) and is appended, with its seq, when MongoDB returns."""
+    key = request.state.api_key
+    fields = body.model_dump(mode="json", exclude_none=True)
+    messages.check_size(
+        messages.build_message(key.org_id, thread_id, **fields),
+        request.app.state.settings.chatadmin_max_message_bytes,
+    )
+    spooling.keep(request, spooled.message_record(key.org_id, actor(request), thread_id, fields))
+    out = SpooledMessageOut(thread_id=thread_id, message_id=fields["message_id"])
+    return respond(out, 202)
 
 
 async def delete_thread(request: Request) -> Response:
@@ -239,6 +277,8 @@ ENDPOINTS = [
         response=MessageOut,
         status=201,
         errors=(401, 403, 404, 409, 413, 415, 422),
+        spools=True,
+        spooled=SpooledMessageOut,
     ),
     Endpoint(
         "POST",

@@ -2,20 +2,25 @@
 
 `migrate()` applies the pending ones in order and records each in the `migrations` collection
 (version, name, applied_at, status, execution_ms, changes); a second run changes nothing.
+Processes that start together (`runserver --workers N` with auto-migrate) take turns through a
+lock document, so each migration runs once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import pkgutil
 import time
+import uuid
 from dataclasses import dataclass
 from types import ModuleType
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from chatadmin.clock import utcnow
+from chatadmin.clock import now_ms, utcnow
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import MigrationRecord
 
@@ -62,8 +67,36 @@ async def states() -> list[MigrationState]:
     return out
 
 
+LOCK_COLLECTION = "migrations_lock"
+LOCK_STALE_MS = 10 * 60 * 1000  # a holder silent this long died: its lock is taken over
+LOCK_POLL_S = 0.2
+
+
+@contextlib.asynccontextmanager
+async def _locked(db: AsyncDatabase):
+    """Hold the migration lock (one document with a fixed `_id`) while the body runs."""
+    locks = db[LOCK_COLLECTION]
+    holder = uuid.uuid4().hex
+    while True:
+        try:
+            await locks.insert_one({"_id": "migrate", "holder": holder, "at_ms": now_ms()})
+            break
+        except DuplicateKeyError:
+            await locks.delete_one({"_id": "migrate", "at_ms": {"$lt": now_ms() - LOCK_STALE_MS}})
+            await asyncio.sleep(LOCK_POLL_S)
+    try:
+        yield
+    finally:
+        await locks.delete_one({"_id": "migrate", "holder": holder})
+
+
 async def migrate(db: AsyncDatabase) -> list[MigrationRecord]:
     """Apply pending (or previously failed) migrations in order; returns the new records."""
+    async with _locked(db):
+        return await _migrate(db)
+
+
+async def _migrate(db: AsyncDatabase) -> list[MigrationRecord]:
     done = {r.version for r in await MigrationRecord.find({"status": "completed"}).to_list()}
     applied = []
     for version, module in available():
@@ -73,7 +106,7 @@ async def migrate(db: AsyncDatabase) -> list[MigrationRecord]:
         error = None
         try:
             changes = await module.apply(db)
-        except PyMongoError as exc:
+        except (PyMongoError, ChatAdminError) as exc:
             changes, error = [], f"{type(exc).__name__}: {exc}"
         record = MigrationRecord(
             version=version,

@@ -8,8 +8,10 @@ from chatadmin.models.cache import CacheEntry
 from chatadmin.models.connection import Connection
 from chatadmin.models.context import ChatContext
 from chatadmin.models.execution import Execution
+from chatadmin.models.journal import WriteJournal
 from chatadmin.models.message import AiMetadata, Feedback, Message, QuestionContext
 from chatadmin.models.migration import MigrationRecord
+from chatadmin.models.retention import MonthlyAnalytics, RetentionRun
 from chatadmin.models.share import SharedThread
 from chatadmin.models.thread import Thread
 from chatadmin.models.user import User
@@ -30,6 +32,9 @@ DOCUMENT_MODELS = [
     MigrationRecord,
     AdminUser,
     ApiKey,
+    RetentionRun,
+    MonthlyAnalytics,
+    WriteJournal,
 ]
 
 # Collections with `expires_at`/`expires_at_ms`, deleted by the sweeper.
@@ -59,4 +64,5 @@ __all__ = [
     "SharedThread",
     "Thread",
     "User",
+    "WriteJournal",
 ]

@@ -30,6 +30,9 @@ class AdminUser(TimestampedDocument):
     is_active: bool = True
     last_login_at_ms: int = 0
     last_login_at = ms_property("last_login_at_ms")
+    # Every session carries the generation it was opened in; bumping it ends them all
+    # (logout, a new password, a changed role or org, deactivation).
+    session_generation: int = 0
 
     RESOURCE: ClassVar[str] = "admin_user"
     RESOURCE_KEY: ClassVar[str] = "username"

@@ -187,14 +187,29 @@ class AnalysisOut(ApiOut):
     metadata: dict[str, Any]
 
 
+ANALYSIS_PAGE_MAX = 1_000  # analyses a list page may hold
+
+
 class AnalysisQuery(ApiQuery):
     """`GET /analyses` query string."""
 
-    q: str | None = Field(default=None, max_length=500)
+    q: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Full-text search over title and description (every word must match). "
+        "Where the server has text indexes, matches are ordered best first by text score and "
+        "come in one page: `next_cursor` is null and a `cursor` is refused. Otherwise "
+        "(terms search mode) they are newest first and paged like the list.",
+    )
     tag: str | None = Field(default=None, max_length=64)
     user_id: ClientId | None = None
     reusable: bool | None = None
-    limit: int = Field(default=20, ge=1, le=200)
+    limit: int = Field(default=20, ge=1, le=ANALYSIS_PAGE_MAX)
+    cursor: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="`next_cursor` of the previous page (newest first).",
+    )
 
 
 class ReuseIn(ApiIn):

@@ -37,6 +37,10 @@ class AuditLog(TenantDocument):
     success: bool = True
     error_message: str | None = None
     metadata: JsonObject = Field(default_factory=dict)
+    # "chatadmin": written by the product itself (staff, API, system); "ingest": reported by a
+    # backend through `/ingest`, its claims kept as data and the reporting key named.
+    source: Literal["chatadmin", "ingest"] = "chatadmin"
+    source_key_id: str | None = None
 
     RESOURCE: ClassVar[str] = "audit"
     RESOURCE_KEY: ClassVar[str] = "audit_id"
@@ -93,6 +97,8 @@ class AuditOut(ApiOut):
     error_message: str | None
     created_at: ApiDatetime
     metadata: dict[str, Any]
+    source: str = "chatadmin"
+    source_key_id: str | None = None
 
 
 class AuditQuery(ApiQuery):

@@ -3,17 +3,29 @@
 Rules from MONGO-COMPAT.md live here: string ids only (no ObjectId, UUID or `Link`), aware UTC
 datetimes truncated to milliseconds with an integer `*_ms` twin for cursors, and no
 `use_revision` (the embedded server breaks it).
+
+A tenant document's `_id` is its org and its client id (`acme~t-42`), so that batch lookups by
+client id go through the primary index: nx-27017 answers `$in` on a secondary index, and an
+upsert filtered by one, by scanning the collection, a cost that grows with its size.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Self
 
 from beanie import Document, Insert, Replace, before_event
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel
 
 from chatadmin import search
@@ -34,6 +46,7 @@ __all__ = [
     "TenantDocument",
     "TimestampedDocument",
     "UtcDatetime",
+    "doc_key",
     "index",
     "ms_property",
     "new_id",
@@ -74,6 +87,14 @@ def ms_property(field: str) -> property:
 def new_id() -> str:
     """A new random string id (uuid4, hex)."""
     return uuid.uuid4().hex
+
+
+KEY_SEPARATOR = "~"  # never in a client id (CLIENT_ID_RE), and safe in a URL path
+
+
+def doc_key(org_id: str, key: str) -> str:
+    """The `_id` of the tenant document of `org_id` whose client id is `key`."""
+    return f"{org_id}{KEY_SEPARATOR}{key}"
 
 
 class Embedded(BaseModel):
@@ -158,3 +179,32 @@ class TenantDocument(TimestampedDocument):
     org_id: ClientId
     # sha256 of the last ingested event for this document: a replay with the same data is a no-op.
     ingest_hash: str | None = None
+
+    @model_validator(mode="after")
+    def _keyed(self) -> Self:
+        """A new document's `_id` is `doc_key(org_id, client id)` (a stored one keeps its own)."""
+        if "id" not in self.model_fields_set and self.RESOURCE_KEY != "id":
+            key = getattr(self, self.RESOURCE_KEY, None)
+            if key:
+                self.id = doc_key(self.org_id, key)
+        return self
+
+    @classmethod
+    def keyed(cls, org_id: str, keys: Iterable[str]) -> dict[str, Any]:
+        """The filter of the org's documents with these client ids, by `_id`."""
+        return {"_id": {"$in": [doc_key(org_id, k) for k in sorted(set(keys))]}, "org_id": org_id}
+
+    @classmethod
+    def key_of(cls, org_id: str, key: str) -> dict[str, Any]:
+        """The filter of the org's document with this client id, by `_id`."""
+        return {"_id": doc_key(org_id, key), "org_id": org_id}
+
+
+def rekeyed(model: type[TimestampedDocument], doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored document of `model` with the `_id` its org and client id give it (documents
+    written before ids were keyed have a random one)."""
+    keyed = issubclass(model, TenantDocument) and model.RESOURCE_KEY != "id"
+    key = doc.get(model.RESOURCE_KEY) if keyed else None
+    if key and doc.get("org_id"):
+        return {**doc, "_id": doc_key(doc["org_id"], key)}
+    return doc

@@ -16,7 +16,7 @@ from chatadmin.models.base import (
     new_id,
 )
 from chatadmin.models.jsonfield import ClientJsonObject
-from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut
+from chatadmin.models.schema import ApiDatetime, ApiIn, ApiOut, ApiQuery
 
 ExecutionStatus = Literal["pending", "running", "success", "failed"]
 # pending -> running -> success | failed; nothing else.
@@ -63,9 +63,12 @@ class Execution(TenantDocument):
         name = "executions"
         indexes = [
             index("org_id", "execution_id", unique=True, name="org_execution_uq"),
+            # The lists of `GET /executions`, newest first: by user, thread or status, or all
+            # (migration 0006; its thread index replaces the former `org_thread`).
             index("org_id", "user_id", "-created_at_ms", name="org_user_created"),
-            index("org_id", "thread_id", name="org_thread"),
+            index("org_id", "thread_id", "-created_at_ms", name="org_thread_created"),
             index("org_id", "status", "-created_at_ms", name="org_status_created"),
+            index("org_id", "-created_at_ms", name="org_created"),
         ]
 
 
@@ -99,6 +102,23 @@ class ExecutionPatch(ApiIn):
     cache_key: str | None = Field(default=None, max_length=128)
     execution_ms: int | None = Field(default=None, ge=0)
     metadata: ClientJsonObject | None = None
+
+
+EXECUTION_PAGE_MAX = 1_000  # executions a list page may hold
+
+
+class ExecutionListQuery(ApiQuery):
+    """`GET /executions` query string: every filter given must match."""
+
+    thread_id: ClientId | None = None
+    status: ExecutionStatus | None = None
+    user_id: ClientId | None = None
+    limit: int = Field(default=20, ge=1, le=EXECUTION_PAGE_MAX)
+    cursor: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="`next_cursor` of the previous page (newest first).",
+    )
 
 
 class ExecutionOut(ApiOut):

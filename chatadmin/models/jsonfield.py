@@ -50,22 +50,34 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
     return deepest
 
 
-def _translate(value: Any, table: dict) -> Any:
+def _translate(value: Any, table: dict, marks: frozenset[str]) -> Any:
+    """A copy of `value` with the keys that hold one of `marks` translated (runs on every
+    write of every document, so keys without them are not translated at all)."""
     if isinstance(value, dict):
-        return {str(k).translate(table): _translate(v, table) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            k = k if isinstance(k, str) else str(k)
+            if not marks.isdisjoint(k):
+                k = k.translate(table)
+            out[k] = _translate(v, table, marks) if isinstance(v, dict | list | tuple) else v
+        return out
     if isinstance(value, list | tuple):
-        return [_translate(v, table) for v in value]
+        return [_translate(v, table, marks) if isinstance(v, dict | list | tuple) else v
+                for v in value]  # fmt: skip
     return value
+
+
+_ESCAPED = frozenset(ESCAPES)
 
 
 def escape_keys(value: Any) -> Any:
     """The storable form: every key with `$`, `.` and NUL replaced by private-use characters."""
-    return _translate(value, _ESCAPE_TABLE)
+    return _translate(value, _ESCAPE_TABLE, _ESCAPED)
 
 
 def unescape_keys(value: Any) -> Any:
     """The client form of a stored value."""
-    return _translate(value, _UNESCAPE_TABLE)
+    return _translate(value, _UNESCAPE_TABLE, RESERVED)
 
 
 def reserved_keys(value: Any) -> list[str]:

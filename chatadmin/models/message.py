@@ -174,6 +174,15 @@ class FeedbackIn(ApiIn):
         return self
 
 
+class SpooledMessageOut(ApiOut):
+    """`202` of an append while MongoDB is unreachable: kept in the durable spool; its seq
+    is assigned when it is applied."""
+
+    spooled: bool = True
+    thread_id: str
+    message_id: str
+
+
 class MessageOut(ApiOut):
     """A message as the API shows it."""
 

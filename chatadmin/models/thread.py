@@ -149,19 +149,30 @@ class ThreadOut(ApiOut):
     metadata: dict[str, Any]
 
 
+THREAD_PAGE_MAX = 1_000  # threads a list page may hold
+MESSAGE_PAGE_MAX = 500  # messages a thread page may hold
+MESSAGE_PAGE_BYTES = 8 * 1024 * 1024  # a page stops once its messages' stored size passes this
+
+
 class ThreadListQuery(ApiQuery):
     """`GET /threads` query string."""
 
     user_id: ClientId | None = None
     status: ThreadStatus | None = None
-    limit: int = Field(default=20, ge=1, le=200)
+    limit: int = Field(default=20, ge=1, le=THREAD_PAGE_MAX)
     cursor: str | None = Field(default=None, max_length=1024)
 
 
 class ThreadGetQuery(ApiQuery):
     """`GET /threads/{id}` query string."""
 
-    messages_limit: int = Field(default=50, ge=0, le=200)
+    messages_limit: int = Field(
+        default=50,
+        ge=0,
+        le=MESSAGE_PAGE_MAX,
+        description="Messages in the page, in seq order; a page also stops once its messages "
+        "pass 8 MiB (their stored size), and `next_cursor` continues from there.",
+    )
     cursor: str | None = Field(default=None, max_length=1024)
 
 

@@ -11,6 +11,7 @@ logged and never fails the write.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ class Event:
     data: dict[str, Any]
 
     def sse(self) -> str:
+        """The event as SSE text (made once: a hundred listeners share it)."""
+        return self._sse
+
+    @functools.cached_property
+    def _sse(self) -> str:
         body = json.dumps(self.data, separators=(",", ":"), ensure_ascii=False)
         return f"id: {self.id}\nevent: {self.type}\ndata: {body}\n\n"
 

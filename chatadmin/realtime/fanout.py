@@ -111,16 +111,23 @@ async def tail(
     after: str,
     heartbeat_ms: int,
     is_disconnected,
-    present=lambda data: data,
+    present=None,
 ):
     """The SSE text of a live tail: what was missed (or a reset), then new events as they
     come, a heartbeat comment when nothing came, until the client leaves or Redis fails.
-    `present(data)` shapes each event's data for this listener (masking)."""
+    `present(data)` shapes each event's data for this listener (masking); without it every
+    listener sends the same text, made once per event."""
+
+    def shown(event: events.Event) -> str:
+        if present is None:
+            return event.sse()
+        return events.Event(event.id, event.type, present(event.data)).sse()
+
     yield "retry: 2000\n\n"
     if missed is None:
         yield events.RESET
     for event in missed or []:
-        yield events.Event(event.id, event.type, present(event.data)).sse()
+        yield shown(event)
     hub = of(realtime)
     try:
         q, passed = await hub.subscribe(org_id, thread_id, after, heartbeat_ms)
@@ -129,7 +136,7 @@ async def tail(
         return
     try:
         for event in passed:
-            yield events.Event(event.id, event.type, present(event.data)).sse()
+            yield shown(event)
         while not await is_disconnected():
             try:
                 item = await asyncio.wait_for(q.get(), heartbeat_ms / 1000)
@@ -141,6 +148,6 @@ async def tail(
                 return
             if item is CUT_OFF:
                 return  # too far behind: the client reconnects and resumes from its last id
-            yield events.Event(item.id, item.type, present(item.data)).sse()
+            yield shown(item)
     finally:
         hub.unsubscribe(org_id, thread_id, q)

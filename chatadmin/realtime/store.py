@@ -13,8 +13,11 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
-from chatadmin.settings import Settings
+from chatadmin.settings import Settings, redact_url
 
 log = logging.getLogger("chatadmin.realtime")
 
@@ -58,6 +61,9 @@ class InProcessStore:
         value = int(self._data[key]) + amount if self._live(key) else amount
         self._data[key] = str(value).encode()
         return value
+
+    async def decr(self, key: str, amount: int = 1) -> int:
+        return await self.incr(key, -amount)
 
     async def expire(self, key: str, seconds: int) -> bool:
         if not self._live(key):
@@ -203,6 +209,13 @@ POOL_SIZE = 64  # connections per client; more concurrent commands wait for a fr
 CONNECT_S = 0.5  # a new connection may take this long (a burst of them on a busy host)
 
 
+def stale_retry() -> Retry:
+    """One immediate retry on a fresh connection after a connection error: a pooled connection
+    from before a Redis restart fails once, and that must not count as Redis being down. A
+    timeout is not retried (it would double the wait the timeout bounds)."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
 def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
     """A Redis client for `REDIS_URL`, or the in-process stand-in (with a warning).
 
@@ -218,9 +231,13 @@ def connect(settings: Settings) -> aioredis.Redis | InProcessStore:
             socket_connect_timeout=max(timeout, CONNECT_S),
             socket_timeout=timeout,
             health_check_interval=30,
+            retry=stale_retry(),
         )
+        log.info("redis: %s (keys under %r)", redact_url(settings.redis_url), settings.redis_prefix)
         return aioredis.Redis(connection_pool=pool)
-    log.warning("REDIS_URL is not set: real-time state is kept per process (in memory)")
+    log.warning(
+        "redis: REDIS_URL is not set; real-time state is kept in this process only (in memory)"
+    )
     return InProcessStore()
 
 
@@ -234,4 +251,5 @@ def connect_blocking(settings: Settings, shared: Any) -> Any:
         socket_connect_timeout=max(settings.chatadmin_redis_timeout_ms / 1000, CONNECT_S),
         socket_timeout=settings.chatadmin_sse_heartbeat_s + 5,
         health_check_interval=30,
+        retry=stale_retry(),
     )

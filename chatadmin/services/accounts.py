@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -65,6 +66,32 @@ async def authenticate_admin(username: str, password: str) -> AdminUser | None:
         {"_id": user.id}, {"$set": {"last_login_at_ms": now_ms(), **stamp()}}
     )
     return user
+
+
+_CACHE_SECONDS = 5.0
+_loaded: dict[str, tuple[AdminUser | None, float]] = {}
+
+
+async def load_admin(admin_id: str) -> AdminUser | None:
+    """The admin user behind a session, cached for a few seconds (read on every page)."""
+    hit = _loaded.get(admin_id)
+    now = time.monotonic()
+    if hit and hit[1] > now:
+        return hit[0]
+    user = await AdminUser.find_one({"_id": str(admin_id)})
+    if len(_loaded) > 1000:
+        _loaded.clear()
+    _loaded[admin_id] = (user, now + _CACHE_SECONDS)
+    return user
+
+
+async def end_sessions(admin_id: str) -> None:
+    """End every session of an admin user, in every browser (other app processes notice
+    within the few seconds of their cache)."""
+    _loaded.pop(str(admin_id), None)
+    await AdminUser.get_pymongo_collection().update_one(
+        {"_id": str(admin_id)}, {"$inc": {"session_generation": 1}, "$set": stamp()}
+    )
 
 
 def _digest(secret: str) -> str:

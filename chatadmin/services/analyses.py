@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from pydantic import TypeAdapter
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -12,7 +13,9 @@ from chatadmin import search
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Analysis, SavedAnalysis
+from chatadmin.models.analysis import ANALYSIS_PAGE_MAX
 from chatadmin.realtime import events
+from chatadmin.services.pagination import NewestFirst, Page, clamp_limit, newest_first
 
 MAX_SIMILAR_QUERIES = 50
 
@@ -35,21 +38,30 @@ async def get_analysis(org_id: str, analysis_id: str) -> Analysis:
     return found
 
 
-async def search_analyses(
+ANALYSIS_ORDER = NewestFirst("created_at_ms", "analysis_id")
+ANALYSES = TypeAdapter(list[Analysis])
+RANKED_IN_ONE_PAGE = "a text search ranked by score comes in one page: it takes no cursor"
+
+
+async def find_analyses(
     org_id: str,
     *,
     q: str | None = None,
     tag: str | None = None,
     user_id: str | None = None,
     reusable: bool | None = None,
-    limit: int = 20,
-) -> list[Analysis]:
-    """Full-text search over title and description, else newest first.
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[Analysis]:
+    """Analyses newest first, keyset-paginated (up to `ANALYSIS_PAGE_MAX` a page), or those
+    matching a full-text search over title and description.
 
-    Matches are ordered best first in text search mode (MongoDB's text score) and newest first
-    in terms mode (which has no score); every word of `q` must match in both.
+    Every word of `q` must match. In terms search mode matches are newest first and paged like
+    the list; in text search mode they are ordered best first by MongoDB's text score and come
+    in one page with no cursor (a score is no keyset), where a cursor is refused.
     """
-    limit = max(1, min(limit, 200))
+    limit = clamp_limit(limit, 20, ANALYSIS_PAGE_MAX)
+    pos = ANALYSIS_ORDER.position(cursor)
     query: dict[str, Any] = {"org_id": org_id}
     if tag is not None:
         query["tags"] = {"$in": [str(tag)]}
@@ -62,16 +74,20 @@ async def search_analyses(
             raise Invalid("search text is limited to 500 characters")
         matching = search.condition(q)
         if matching is None:
-            return []  # only stop words or punctuation: nothing to look for
+            return Page()  # only stop words or punctuation: nothing to look for
         query.update(matching)
         if search.ranks_by_score():
-            return await _best_first(query, limit)
-    return (
-        await Analysis.find(query)
-        .sort([("created_at_ms", -1), ("analysis_id", -1)])
-        .limit(limit)
-        .to_list()
-    )
+            if pos is not None:
+                raise Invalid(RANKED_IN_ONE_PAGE, [{"field": "cursor", "message": "not paged"}])
+            return Page(await _best_first(query, limit))
+    coll = Analysis.get_pymongo_collection()
+    docs, nxt = await newest_first(coll, query, ANALYSIS_ORDER, limit, pos)
+    return Page(ANALYSES.validate_python(docs), nxt)
+
+
+async def search_analyses(org_id: str, *, limit: int = 20, **filters: Any) -> list[Analysis]:
+    """The first page of `find_analyses`, as a list."""
+    return (await find_analyses(org_id, limit=limit, **filters)).items
 
 
 async def _best_first(query: dict[str, Any], limit: int) -> list[Analysis]:

@@ -1,7 +1,8 @@
 """Write-time rollups: every write `$inc`s per-day buckets for its org and its user.
 
 Dashboards then read at most a few dozen small documents, whatever the number of messages.
-Week and month views sum the days. `rebuild()` recomputes the buckets from stored messages.
+Week and month views sum the days. `services/rollup.py` rebuilds them from the stored
+threads, messages and executions.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pymongo.errors import BulkWriteError
 from chatadmin.clock import day_start, days_between, stamp, to_ms, utcnow
 from chatadmin.models import DailyAnalytics
 from chatadmin.models.analytics import COUNTERS, FEEDBACK_COUNTERS, ORG_WIDE, AnalyticsSummary
-from chatadmin.models.base import new_id
 from chatadmin.models.message import AiMetadata, Feedback, Message
 
 
@@ -75,12 +75,12 @@ def bucket_id(user_id: str, day: datetime) -> str:
 def _upsert(org_id: str, user_id: str, day: datetime, incs: dict[str, int]) -> UpdateOne:
     now = utcnow()
     return UpdateOne(
-        {"org_id": org_id, "analytics_id": bucket_id(user_id, day)},
+        DailyAnalytics.key_of(org_id, bucket_id(user_id, day)),
         {
             "$inc": incs,
             "$set": stamp(now),
-            "$setOnInsert": {
-                "_id": new_id(),
+            "$setOnInsert": {  # `_id` and `org_id` come from the filter
+                "analytics_id": bucket_id(user_id, day),
                 "user_id": user_id,
                 "period_type": "day",
                 "period_key": day.strftime("%Y-%m-%d"),

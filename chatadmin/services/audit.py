@@ -59,6 +59,10 @@ def resource(doc: TimestampedDocument | type[TimestampedDocument], rid: Any = No
     return Resource(doc.RESOURCE, None if rid is None else str(rid), org or ALL_ORGS)
 
 
+# What an org's API key may read: everything but the actions of chatadmin's own staff.
+TENANT_VISIBLE = {"$or": [{"source": "ingest"}, {"actor_type": {"$ne": "admin"}}]}
+
+
 def diff(before: dict | None, after: dict | None) -> dict[str, list[Any]]:
     """Field-level changes as `{field: [old, new]}`."""
     before, after = before or {}, after or {}
@@ -139,10 +143,14 @@ async def list_entries(
     since: datetime | None = None,
     limit: int | None = None,
     cursor: str | None = None,
+    tenant: bool = False,
 ) -> Page[AuditLog]:
-    """Newest first, filtered by plain equality (client values never become operators)."""
+    """Newest first, filtered by plain equality (client values never become operators).
+    For a tenant (an org's API key), staff actions stay out: they carry staff usernames,
+    addresses and notes."""
     limit = clamp_limit(limit, 50)
     query: dict[str, Any] = {"org_id": org_id}
+    conditions = [TENANT_VISIBLE] if tenant else []
     for key, value in (
         ("resource_type", resource_type),
         ("resource_id", resource_id),
@@ -155,10 +163,16 @@ async def list_entries(
         query["created_at_ms"] = {"$gte": to_ms(since)}
     pos = decode_cursor(cursor, {"ms": int, "id": str})
     if pos:
-        query["$or"] = [
-            {"created_at_ms": {"$lt": pos["ms"]}},
-            {"created_at_ms": pos["ms"], "audit_id": {"$lt": pos["id"]}},
-        ]
+        conditions.append(
+            {
+                "$or": [
+                    {"created_at_ms": {"$lt": pos["ms"]}},
+                    {"created_at_ms": pos["ms"], "audit_id": {"$lt": pos["id"]}},
+                ]
+            }
+        )
+    if conditions:
+        query["$and"] = conditions
     found = (
         await AuditLog.find(query)
         .sort([("created_at_ms", -1), ("audit_id", -1)])

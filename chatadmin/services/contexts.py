@@ -44,7 +44,7 @@ async def merge_contexts(
         if unknown:
             raise ValueError(f"unknown context fields: {sorted(unknown)}")
     ids = sorted({w.context_id for w in writes})
-    cursor = ChatContext.find({"org_id": org_id, "context_id": {"$in": ids}})
+    cursor = ChatContext.find(ChatContext.keyed(org_id, ids))
     stored = {c.context_id: c for c in await cursor.to_list()}
     now = now_ms()
     expires = from_ms(now) + timedelta(days=ttl_days)

@@ -1,13 +1,23 @@
 """The side effects a write has on other documents (the day buckets of the analytics and the
-users' counters), gathered while a write or a whole batch runs and applied once at its end."""
+users' counters), gathered while a write or a whole batch runs and applied once at its end.
+
+Those changes and the write's own are separate documents, and there are no transactions, so a
+write that dies between them (a killed worker, a database gone mid-batch) would leave counters
+that miss it. So before its first change a write records which users and days its effects
+touch (`begin`, one small document in `write_journal`), and removes the record after the last
+(`flush`); `services/repair.py` recounts what a record left behind names.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from pymongo import UpdateOne
 
+from chatadmin.clock import day_start, to_ms
 from chatadmin.models import User
+from chatadmin.models.journal import WriteJournal
 from chatadmin.services import analytics
 
 
@@ -18,6 +28,33 @@ class Effects:
         self.org_id = org_id
         self.analytics = analytics.Increments()
         self.users: dict[str, tuple[dict[str, int], int]] = {}
+        self.journal: WriteJournal | None = None
+
+    async def begin(self, users: Iterable[str | None], days: Iterable[datetime]) -> None:
+        """Record, before the write changes anything, the users and days its effects touch."""
+        named = {u for u in users if u}
+        first = min((to_ms(day_start(d)) for d in days), default=None)
+        if first is None and not named:
+            return
+        coll = WriteJournal.get_pymongo_collection()
+        if self.journal is None:
+            self.journal = WriteJournal(
+                org_id=self.org_id, users=sorted(named), first_day_ms=first or 0
+            ).stamped()
+            await coll.insert_one(self.journal.storage_fields())
+            return
+        more = named - set(self.journal.users)
+        earlier = first is not None and (
+            not self.journal.first_day_ms or first < self.journal.first_day_ms
+        )
+        if not more and not earlier:
+            return
+        self.journal.users = sorted({*self.journal.users, *more})
+        change: dict = {"$addToSet": {"users": {"$each": sorted(more)}}} if more else {}
+        if earlier:
+            self.journal.first_day_ms = first
+            change["$min"] = {"first_day_ms": first}
+        await coll.update_one(WriteJournal.key_of(self.org_id, self.journal.journal_id), change)
 
     def count(self, user_id: str | None, at: datetime, **increments: int) -> None:
         """Add to the analytics of the day `at` (the org's bucket and the user's)."""
@@ -33,14 +70,17 @@ class Effects:
         self.users[user_id] = (counts, max(last, active_ms))
 
     async def flush(self) -> None:
-        """Apply everything gathered, then start empty again."""
+        """Apply everything gathered, clear the journal record, then start empty again."""
         await analytics.record_batch(self.org_id, self.analytics)
         ops = []
         for uid, (counts, last) in self.users.items():
             update: dict = {"$max": {"last_active_at_ms": last}}
             if any(counts.values()):
                 update["$inc"] = {k: v for k, v in counts.items() if v}
-            ops.append(UpdateOne({"org_id": self.org_id, "user_id": uid}, update))
+            ops.append(UpdateOne(User.key_of(self.org_id, uid), update))
         if ops:
             await User.get_pymongo_collection().bulk_write(ops, ordered=False)
-        self.analytics, self.users = analytics.Increments(), {}
+        if self.journal is not None:
+            key = WriteJournal.key_of(self.org_id, self.journal.journal_id)
+            await WriteJournal.get_pymongo_collection().delete_one(key)
+        self.analytics, self.users, self.journal = analytics.Increments(), {}, None

@@ -3,7 +3,7 @@ pending -> running -> success | failed atomically, with what a change updates el
 linked message's `execution_status`, and the analytics of the day the execution was created.
 
 REST (one at a time) and /ingest (in bulk) both write through `create_executions` and
-`change_executions`.
+`change_executions`; `list_executions` reads them newest first, by thread, status or user.
 """
 
 from __future__ import annotations
@@ -12,15 +12,17 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import TypeAdapter
 from pymongo import UpdateOne
 
 from chatadmin.clock import now_ms
-from chatadmin.exceptions import Conflict, InvalidTransition, NotFound
+from chatadmin.exceptions import Conflict, Invalid, InvalidTransition, NotFound
 from chatadmin.models import Execution, Message
-from chatadmin.models.execution import TRANSITIONS
+from chatadmin.models.execution import EXECUTION_PAGE_MAX, TRANSITIONS
 from chatadmin.services import analytics
 from chatadmin.services.documents import insert_new
 from chatadmin.services.effects import Effects
+from chatadmin.services.pagination import NewestFirst, Page, clamp_limit, newest_first
 
 FINAL_FIELDS = {
     "result", "error", "warnings", "mcp_calls", "mcp_errors", "memory_used_mb", "cpu_percent",
@@ -51,8 +53,13 @@ async def create_executions(
             stamped = _timed({"execution_ms": run.execution_ms}, run.status, 0, now)
             for name, value in stamped.items():
                 setattr(run, name, value)
+    own = effects is None
+    effects = effects or Effects(org_id)
+    await effects.begin({r.user_id for r in runs}, {r.created_at for r in runs})
     created = await insert_new(Execution, runs)
     await _follow(org_id, created, effects)
+    if own:
+        await effects.flush()
     return created
 
 
@@ -68,6 +75,38 @@ async def get_execution(org_id: str, execution_id: str) -> Execution:
     if run is None:
         raise NotFound(f"execution {execution_id!r} not found")
     return run
+
+
+EXECUTION_ORDER = NewestFirst("created_at_ms", "execution_id")
+EXECUTIONS = TypeAdapter(list[Execution])
+
+
+async def list_executions(
+    org_id: str,
+    *,
+    thread_id: str | None = None,
+    status: str | None = None,
+    user_id: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[Execution]:
+    """The org's executions newest first, of a thread, a status and a user when given (each
+    filter an index of `Execution.Settings` serves); keyset-paginated, up to
+    `EXECUTION_PAGE_MAX` a page."""
+    limit = clamp_limit(limit, 20, EXECUTION_PAGE_MAX)
+    pos = EXECUTION_ORDER.position(cursor)
+    query: dict[str, Any] = {"org_id": org_id}
+    if thread_id is not None:
+        query["thread_id"] = str(thread_id)
+    if status is not None:
+        if status not in TRANSITIONS:
+            raise Invalid(f"status must be one of {', '.join(TRANSITIONS)}")
+        query["status"] = status
+    if user_id is not None:
+        query["user_id"] = str(user_id)
+    coll = Execution.get_pymongo_collection()
+    docs, nxt = await newest_first(coll, query, EXECUTION_ORDER, limit, pos)
+    return Page(EXECUTIONS.validate_python(docs), nxt)
 
 
 @dataclass
@@ -92,7 +131,7 @@ async def change_executions(
     just updates fields); the stored status is in the filter, so a concurrent change wins or
     this one does."""
     ids = sorted({c.execution_id for c in changes})
-    found = Execution.find({"org_id": org_id, "execution_id": {"$in": ids}})
+    found = Execution.find(Execution.keyed(org_id, ids))
     stored = {r.execution_id: r for r in await found.to_list()}
     now = now_ms()
     ops, applied = [], []
@@ -121,6 +160,10 @@ async def change_executions(
         )
         ch.run = run
         applied.append(ch)
+    own = effects is None
+    effects = effects or Effects(org_id)
+    befores = [c.before for c in applied]
+    await effects.begin({r.user_id for r in befores}, {r.created_at for r in befores})
     # One update per change, so each knows whether its status filter still matched: one that
     # no longer did lost to a concurrent change.
     coll = Execution.get_pymongo_collection()
@@ -136,6 +179,8 @@ async def change_executions(
     done = [c for c in applied if c.outcome == "updated"]
     finished = [c.run for c in done if c.run.status != c.before.status]
     await _follow(org_id, finished, effects)
+    if own:
+        await effects.flush()
     return changes
 
 
@@ -153,7 +198,7 @@ async def transition(org_id: str, execution_id: str, status: str, **fields: Any)
     return ch.run
 
 
-async def _follow(org_id: str, runs: list[Execution], effects: Effects | None) -> None:
+async def _follow(org_id: str, runs: list[Execution], effects: Effects) -> None:
     """What runs that reached their status change elsewhere: the linked messages' status, and
     the counters of the day each run was created, once it finished."""
     linked = [
@@ -166,11 +211,7 @@ async def _follow(org_id: str, runs: list[Execution], effects: Effects | None) -
     ]
     if linked:
         await Message.get_pymongo_collection().bulk_write(linked, ordered=False)
-    own = effects is None
-    effects = effects or Effects(org_id)
     for r in runs:
         effects.count(
             r.user_id, r.created_at, **analytics.execution_counters(r.status, r.execution_ms)
         )
-    if own:
-        await effects.flush()

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from pymongo.errors import PyMongoError
 
+from chatadmin.background import stopping
 from chatadmin.clock import to_ms, utcnow
 from chatadmin.models import EXPIRING_MODELS
 
@@ -39,5 +40,7 @@ async def run_forever(interval_seconds: float) -> None:
             if any(counts.values()):
                 log.info("swept expired documents: %s", counts)
         except PyMongoError as exc:
+            if stopping():
+                raise asyncio.CancelledError from exc
             log.warning("expiry sweep failed: %s", exc)
         await asyncio.sleep(interval_seconds)

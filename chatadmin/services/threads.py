@@ -4,18 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pymongo import ReturnDocument
 
 from chatadmin.clock import now_ms, stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, Invalid, NotFound
 from chatadmin.models import Thread
-from chatadmin.models.base import ms_property, new_id
-from chatadmin.models.thread import LIVE_STATUSES, THREAD_LIST_EXCLUDE, THREAD_STATUSES
+from chatadmin.models.base import JsonObject, ms_property, new_id
+from chatadmin.models.thread import (
+    LIVE_STATUSES,
+    THREAD_LIST_EXCLUDE,
+    THREAD_PAGE_MAX,
+    THREAD_STATUSES,
+)
 from chatadmin.realtime import events
 from chatadmin.services.documents import insert_new
 from chatadmin.services.effects import Effects
-from chatadmin.services.pagination import Page, clamp_limit, decode_cursor, encode_cursor
+from chatadmin.services.pagination import (
+    NEWEST_FIRST_CURSOR,
+    NewestFirst,
+    Page,
+    clamp_limit,
+    decode_cursor,
+    newest_first,
+)
 
 LIVE = LIVE_STATUSES
 
@@ -40,7 +52,7 @@ class ThreadSummary(BaseModel):
     total_tokens: int = 0
     created_at: Any = None
     updated_at_ms: int = 0
-    metadata: dict = {}
+    metadata: JsonObject = {}  # its keys restored, as every read of a thread shows them
 
     last_message_at = ms_property("last_message_at_ms")
     updated_at = ms_property("updated_at_ms")
@@ -65,9 +77,10 @@ async def create_threads(
     Side effects: the owner's `thread_count` and the day's `threads` counter. Plain inserts,
     not upserts: on nx-27017 an upsert by a field other than `_id` scans the collection.
     """
-    created = await insert_new(Thread, batch)
     own = effects is None
     effects = effects or Effects(org_id)
+    await effects.begin({t.user_id for t in batch}, {t.created_at for t in batch})
+    created = await insert_new(Thread, batch)
     for t in created:
         effects.count(t.user_id, t.created_at, threads=1)
         effects.bump_user(t.user_id, thread_count=1)
@@ -95,16 +108,21 @@ async def get_thread(org_id: str, thread_id: str, *, include_deleted: bool = Fal
     return thread
 
 
-async def list_threads(
-    org_id: str,
-    *,
-    user_id: str | None = None,
-    status: str | None = None,
-    limit: int | None = None,
-    cursor: str | None = None,
-) -> Page[ThreadSummary]:
-    """Threads by newest activity first, without heavy fields; keyset-paginated."""
-    limit = clamp_limit(limit)
+THREAD_ORDER = NewestFirst("last_activity_ms", "thread_id")
+OLD_THREAD_CURSOR = {"a": int, "t": str}  # issued before cursors counted ties; still accepted
+SUMMARIES = TypeAdapter(list[ThreadSummary])
+
+
+def thread_position(cursor: str | None) -> dict[str, Any] | None:
+    """Where a thread-list cursor stands: the current kind, or an older `{"a", "t"}` one (read
+    with the `$or` on ties, as when it was issued)."""
+    old = decode_cursor(cursor, NEWEST_FIRST_CURSOR, OLD_THREAD_CURSOR)
+    if old is not None and "a" in old:
+        return {"ms": old["a"], "id": old["t"], "n": None}
+    return THREAD_ORDER.position(cursor)
+
+
+def _list_query(org_id: str, user_id: str | None, status: str | None) -> dict[str, Any]:
     query: dict[str, Any] = {"org_id": org_id}
     if user_id is not None:
         query["user_id"] = str(user_id)
@@ -114,26 +132,25 @@ async def list_threads(
         query["status"] = status
     else:
         raise Invalid(f"status must be one of {', '.join(THREAD_STATUSES)}")
-    pos = decode_cursor(cursor, {"a": int, "t": str})
-    if pos:
-        query["$or"] = [
-            {"last_activity_ms": {"$lt": pos["a"]}},
-            {"last_activity_ms": pos["a"], "thread_id": {"$lt": pos["t"]}},
-        ]
+    return query
+
+
+async def list_threads(
+    org_id: str,
+    *,
+    user_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Page[ThreadSummary]:
+    """Threads by newest activity first, without heavy fields; keyset-paginated, up to
+    `THREAD_PAGE_MAX` a page."""
+    limit = clamp_limit(limit, maximum=THREAD_PAGE_MAX)
+    query = _list_query(org_id, user_id, status)
+    pos = thread_position(cursor)
     projection = {name: 0 for name in THREAD_LIST_EXCLUDE}
-    docs = (
-        await _collection()
-        .find(query, projection)
-        .sort([("last_activity_ms", -1), ("thread_id", -1)])
-        .limit(limit + 1)
-        .to_list()
-    )
-    items = [ThreadSummary.model_validate(d) for d in docs]
-    nxt = None
-    if len(items) > limit:
-        items = items[:limit]
-        nxt = encode_cursor({"a": items[-1].last_activity_ms, "t": items[-1].thread_id})
-    return Page(items, nxt)
+    docs, nxt = await newest_first(_collection(), query, THREAD_ORDER, limit, pos, projection)
+    return Page(SUMMARIES.validate_python(docs), nxt)
 
 
 async def _update(org_id: str, thread_id: str, statuses: list[str], changes: dict) -> Thread:

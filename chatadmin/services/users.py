@@ -9,7 +9,6 @@ from pymongo.errors import DuplicateKeyError
 from chatadmin.clock import stamp, to_ms, utcnow
 from chatadmin.exceptions import Conflict, NotFound
 from chatadmin.models import User
-from chatadmin.models.base import new_id
 from chatadmin.models.user import email_key
 
 UPDATABLE = {
@@ -52,16 +51,16 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
     unknown = set(fields) - UPDATABLE
     if unknown:
         raise ValueError(f"unknown user fields: {sorted(unknown)}")
-    key = {"org_id": org_id, "user_id": str(user_id)}
+    key = User.key_of(org_id, str(user_id))
     current = await User.find_one(key)
     # Validate the merged user, but write only the given fields (others may change meanwhile).
     user = User.model_validate({**(current.model_dump(by_alias=True) if current else {}),
-                                **fields, **key})  # fmt: skip
+                                **fields, "org_id": org_id, "user_id": str(user_id)})  # fmt: skip
     user.email_key = email_key(user.email, user.user_id)
     given = written(set(fields))
     now = utcnow()
-    insert_only = {
-        "_id": new_id(),
+    insert_only = {  # `_id` and `org_id` come from the filter
+        "user_id": user.user_id,
         "created_at": now,
         "created_at_ms": to_ms(now),
         **user.storage_fields(INSERT_FIELDS - given),
@@ -88,7 +87,7 @@ async def upsert_user(org_id: str, user_id: str, **fields: Any) -> tuple[User, b
 
 
 async def get_user(org_id: str, user_id: str) -> User:
-    user = await User.find_one({"org_id": org_id, "user_id": str(user_id)})
+    user = await User.find_one(User.key_of(org_id, str(user_id)))
     if user is None:
         raise NotFound(f"user {user_id!r} not found")
     return user
@@ -99,6 +98,6 @@ async def roles_of(org_id: str, user_ids: set[str]) -> dict[str, str]:
     if not user_ids:
         return {}
     cursor = User.get_pymongo_collection().find(
-        {"org_id": org_id, "user_id": {"$in": sorted(user_ids)}}, {"user_id": 1, "role": 1}
+        User.keyed(org_id, user_ids), {"user_id": 1, "role": 1}, batch_size=len(user_ids)
     )
     return {d["user_id"]: d.get("role") or "manager" async for d in cursor}

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import httpx
 
@@ -56,6 +56,7 @@ LIST_KEYS = (
     "executions",
     "cache",
     "audit-logs",
+    "reported-audit",
     "migrations",
     "users",
     "connections",
@@ -274,7 +275,8 @@ async def thread_pk(org: str) -> str:
 
 def row_pks(html: str, key: str) -> set[str]:
     """The primary keys of the rows of a list page (each row links to its detail page)."""
-    return set(re.findall(rf"/admin/{key}/detail\?pk=([0-9a-f]+)", html))
+    found = re.findall(rf"/admin/{key}/detail\?pk=([A-Za-z0-9_.:@~%-]+)", html)
+    return {unquote(pk) for pk in found}
 
 
 def shown_total(html: str) -> str:

@@ -74,6 +74,22 @@ async def test_index_page_names_the_database(settings, database):
     assert "/readyz" in response.text
 
 
+async def test_index_page_leads_to_the_admin_the_docs_and_the_first_account(settings, database):
+    from chatadmin.app import CREATEADMIN
+    from chatadmin.services import accounts
+
+    async with serve(settings, database) as client:
+        empty = await client.get("/")
+        assert 'href="/admin/"' in empty.text and 'href="/api/v1/docs"' in empty.text
+        assert CREATEADMIN in empty.text and "no admin user yet" in empty.text
+        assert f"at least {accounts.MIN_PASSWORD_LENGTH} characters" in empty.text
+        assert (await client.get("/api/v1/docs")).status_code == 200
+        await accounts.create_admin_user("first-admin", "a long enough password", "admin")
+        staffed = await client.get("/")
+    assert 'href="/admin/"' in staffed.text
+    assert CREATEADMIN not in staffed.text
+
+
 async def test_static_files_are_served(settings, database):
     async with serve(settings, database) as client:
         response = await client.get("/static/chatadmin.css")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chatadmin.models import AuditLog, Message, Thread, User
+from chatadmin.models import ApiKey, AuditLog, Message, Thread, User
 from chatadmin.services import analytics
 
 pytestmark = pytest.mark.usefixtures("database")
@@ -93,3 +93,27 @@ async def test_batch_limits_and_auth(client, make_key, settings):
     r = await client.post("/api/v1/ingest", json=too_many, headers=h)
     assert r.status_code == 413
     assert await User.find({}).count() == 0
+
+
+async def test_an_event_of_an_unknown_type_gets_its_own_error(client, make_key):
+    """A newer client's event type never sinks the batch's good events."""
+    h = await make_key("org-a", "ingest")
+    body = {
+        "events": [
+            {"type": "user", "id": "u-new", "data": {"username": "new"}},
+            {"type": "reaction", "id": "r1", "data": {"emoji": "+1"}},
+            {"type": "thread", "id": "t-new", "data": {"user_id": "u-new"}},
+        ]
+    }
+    r = await client.post("/api/v1/ingest", json=body, headers=h)
+    assert r.status_code == 207, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == ["created", "error", "created"]
+    assert results[1]["error"]["code"] == "unknown_type" and results[1]["type"] == "reaction"
+    read = await make_key("org-a", "read")
+    assert (await client.get("/api/v1/threads/t-new", headers=read)).status_code == 200
+    # an unknown type that names one of our collections writes nothing there
+    forged = {"events": [{"type": "api_key", "id": "k1", "data": {"scopes": ["admin"]}}]}
+    r = await client.post("/api/v1/ingest", json=forged, headers=h)
+    assert r.status_code == 207 and r.json()["results"][0]["error"]["code"] == "unknown_type"
+    assert await ApiKey.find({"key_id": "k1"}).count() == 0

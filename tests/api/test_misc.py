@@ -36,7 +36,7 @@ MESSAGE_KEYS = {
 AUDIT_KEYS = {
     "audit_id", "actor_type", "actor_id", "action", "resource_type", "resource_id", "before",
     "after", "changes", "ip_address", "user_agent", "success", "error_message", "created_at",
-    "metadata",
+    "metadata", "source", "source_key_id",
 }  # fmt: skip
 NOT_JSON_BODIES = [
     (b'{"question": "q"}', {"content-type": "text/plain"}, 415, "unsupported_media_type"),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from bson import Decimal128, ObjectId
 from pymongo import ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError, OperationFailure, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 from chatadmin.clock import to_ms, utcnow
 from chatadmin.models import DOCUMENT_MODELS, Message, Thread
@@ -74,6 +74,32 @@ async def test_bulk_upserts_with_flat_inc_count_every_write(coll):
     doc = await coll.find_one({"k": "b"})
     assert (doc["n"], doc["t"]) == (3, 15)
     assert not any("." in key for key in doc)
+
+
+async def test_an_unordered_bulk_of_conditional_upserts_names_the_ones_that_did_not_apply(coll):
+    """Seq reservation in bulk (services/messages.py): a conditional update by `_id` that
+    matches nothing is, as an upsert, a duplicate key on that `_id`, reported at its index;
+    the others apply; one whose document is gone inserts, and says so in `upserted`."""
+    await coll.insert_many([{"_id": f"o~t{i}", "org_id": "o", "next": 5} for i in range(3)])
+
+    def op(i: int, expect: int) -> UpdateOne:
+        change = {"$inc": {"next": 2}, "$setOnInsert": {"gone": True}}
+        return UpdateOne({"_id": f"o~t{i}", "org_id": "o", "next": expect}, change, upsert=True)
+
+    with pytest.raises(BulkWriteError) as raised:
+        await coll.bulk_write([op(0, 5), op(1, 4), op(2, 5), op(9, 0)], ordered=False)
+    details = raised.value.details
+    assert [(e["index"], e["code"]) for e in details["writeErrors"]] == [(1, 11000)]
+    assert [(u["index"], u["_id"]) for u in details["upserted"]] == [(3, "o~t9")]
+    found = {d["_id"]: (d["next"], d.get("gone")) for d in await coll.find({}).to_list()}
+    assert found == {"o~t0": (7, None), "o~t1": (5, None), "o~t2": (7, None), "o~t9": (2, True)}
+
+
+async def test_in_on_id_finds_string_ids_on_every_server(coll):
+    """Batch lookups by client id go through `_id` (`TenantDocument.keyed`)."""
+    await coll.insert_many([{"_id": f"acme~m{i}", "org_id": "acme"} for i in range(5)])
+    query = {"_id": {"$in": ["acme~m1", "acme~m3", "acme~nope"]}, "org_id": "acme"}
+    assert sorted(d["_id"] for d in await coll.find(query).to_list()) == ["acme~m1", "acme~m3"]
 
 
 async def test_concurrent_find_one_and_update_inc_hands_out_distinct_values(coll):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,9 +34,8 @@ from typing import Any
 
 import httpx
 
-from chatadmin.embedded import free_port
+from chatadmin.testservers import AppServer
 
-ROOT = Path(__file__).resolve().parents[2]
 CHECKS = (
     "not_a_server_error",
     "response_schema_conformance",
@@ -132,44 +130,21 @@ def read_failures(ndjson: Path) -> tuple[list[Failure], list[dict]]:
     return failures, errors
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"runserver exited with {proc.returncode}"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("runserver did not become ready in time")
-
-
 def test_schemathesis_finds_no_server_errors_or_schema_violations(settings, runner, tmp_path):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
-        "MONGODB_URI": settings.mongodb_uri,
-        "MONGODB_DB_NAME": runner.db_name,  # dropped by `runner` afterwards
-        "REDIS_URL": settings.redis_url,
-        "CHATADMIN_DATA_DIR": str(tmp_path / "data"),
-        "CHATADMIN_SECRET_KEY": "fuzz-test-secret-0123456789abcdef",
-        "CHATADMIN_AUTO_MIGRATE": "1",
-        "CHATADMIN_LOG_LEVEL": "WARNING",
+        # This run checks the API's contract, not Redis timeouts: on a busy machine a 100 ms
+        # Redis call can time out and a real-time endpoint rightly answer 503 (a 5xx).
+        "CHATADMIN_REDIS_TIMEOUT_MS": "2000",
     }
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "runserver.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runserver", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+    server = AppServer(
+        settings.mongodb_uri, runner.db_name,  # dropped by `runner` afterwards
+        tmp_path, redis_url=settings.redis_url, env=env,
+    )  # fmt: skip
+    base = server.base
     try:
-        _wait_healthy(base, proc)
-        made = runner("createapikey", "--org", "fuzz", "--scopes", "ingest,read,share,admin")
-        assert made.returncode == 0, made.stdout + made.stderr
-        key = made.stdout.strip().splitlines()[-1]
+        server.start()
+        assert server.wait_ready(), f"runserver did not become ready: {server.log()[-3000:]}"
+        key = server.create_api_key("fuzz", "ingest,read,share,admin")
         assert key.startswith("ca_")
         assert httpx.get(f"{base}/api/v1/threads", headers={"Authorization": f"Bearer {key}"},
                          timeout=10).status_code == 200  # fmt: skip
@@ -201,15 +176,9 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(settings, runn
             timeout=RUN_TIMEOUT,
         )  # fmt: skip
         elapsed = time.monotonic() - started
-        assert proc.poll() is None, "the server died during the run"
+        assert server.alive(), "the server died during the run"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        server.stop()
 
     output = run.stdout[-12000:] + run.stderr[-4000:]
     summary = json.loads((reports / "run.json").read_text())
@@ -233,7 +202,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(settings, runn
             known[name] += 1
     print(f"schemathesis: {summary['test_cases']['generated']} requests in {elapsed:.0f}s; "
           f"known failures (reported bugs): {dict(known)}")  # fmt: skip
-    assert not unknown, log_path.read_text(errors="replace")[-3000:] + "\n".join(
+    assert not unknown, server.log()[-3000:] + "\n".join(
         f"{f.code} {f.operation} -> {f.status}: sent {str(f.request_body)[:300]!r}, "
         f"got {str(f.response)[:300]!r}"
         for f in unknown[:20]

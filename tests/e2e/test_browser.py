@@ -12,11 +12,12 @@ Screenshots of the login page, the dashboard, two lists and a conversation go to
 
 from __future__ import annotations
 
-import os
+import csv
+import io
+import json
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import redis
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from pymongo import MongoClient
 
-from chatadmin.embedded import free_port
+from chatadmin.testservers import AppServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
@@ -116,7 +117,6 @@ class Server:
     db_name: str
     redis_prefix: str
     redis_url: str
-    log: Path
     api_headers: dict = field(default_factory=dict)  # an acme key with ingest and read
 
 
@@ -131,31 +131,10 @@ class Recorded:
 # -- the server -------------------------------------------------------------------------------
 
 
-def _manage(env: dict, *args: str, stdin: bool = False) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), *args],
-        env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 def _finish(proc: subprocess.Popen, input: str | None = None, timeout: float = 60) -> str:
     out, err = proc.communicate(input, timeout=timeout)
     assert proc.returncode == 0, f"manage.py {' '.join(proc.args[2:])} failed: {out}{err}"
     return out
-
-
-def _wait_ready(srv: Server, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"runserver exited: {srv.log.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{srv.base}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"runserver was not ready in time: {srv.log.read_text()[-2000:]}")
 
 
 def _wait_migrated(uri: str, db_name: str, seed: subprocess.Popen) -> None:
@@ -196,53 +175,36 @@ def clean():
 @pytest.fixture(scope="module")
 def server(settings, redis_url, tmp_path_factory) -> Server:
     """`manage.py runserver` on a free port and a fresh database, seeded and with staff users."""
-    tmp = tmp_path_factory.mktemp("browser")
-    port = free_port()
-    srv = Server(
-        base=f"http://127.0.0.1:{port}",
-        db_name=f"chatadmin_browser_{uuid.uuid4().hex[:8]}",
-        redis_prefix=f"browser-{uuid.uuid4().hex[:8]}:",
-        redis_url=redis_url,
-        log=tmp / "runserver.log",
-    )
+    redis_prefix = f"browser-{uuid.uuid4().hex[:8]}:"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
-        "MONGODB_URI": settings.mongodb_uri,
-        "MONGODB_DB_NAME": srv.db_name,
-        "REDIS_URL": redis_url,
-        "REDIS_PREFIX": srv.redis_prefix,  # this server's login throttle, apart from others'
+        "REDIS_PREFIX": redis_prefix,  # this server's login throttle, apart from others'
         "CHATADMIN_DEBUG": "1",  # plain http: session cookies must not be Secure
-        "CHATADMIN_SECRET_KEY": "browser-test-secret-0123456789abcdef",
-        "CHATADMIN_AUTO_MIGRATE": "1",
-        "CHATADMIN_DATA_DIR": str(tmp / "data"),
-        "CHATADMIN_LOG_LEVEL": "WARNING",
     }
+    app = AppServer(
+        settings.mongodb_uri, f"chatadmin_browser_{uuid.uuid4().hex[:8]}",
+        tmp_path_factory.mktemp("browser"), redis_url=redis_url, env=env,
+    )  # fmt: skip
+    srv = Server(base=app.base, db_name=app.db_name, redis_prefix=redis_prefix, redis_url=redis_url)
     procs: list[subprocess.Popen] = []
-    proc = None
     try:
         # The seed applies the migrations first; once they are done, everything else starts
         # beside it (every command and the server then find the migrations applied).
-        seed = _manage(env, "seed", "--threads", str(SEED_THREADS), "--no-progress")
+        seed = app.spawn("seed", "--threads", str(SEED_THREADS), "--no-progress")
         procs.append(seed)
         _wait_migrated(settings.mongodb_uri, srv.db_name, seed)
-        with open(srv.log, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "manage.py"), "runserver", "--port", str(port)],
-                env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )  # fmt: skip
-        key = _manage(env, "createapikey", "--org", "acme", "--scopes", "ingest,read")
+        key = app.spawn("createapikey", "--org", "acme", "--scopes", "ingest,read")
         procs.append(key)
         admins = []
         for s in STAFF.values():
             org = ["--org", s.org] if s.org else []
             args = ("createadmin", "--username", s.username, "--role", s.role, *org)
-            admins.append((_manage(env, *args, "--password-stdin", stdin=True), s))
+            admins.append((app.spawn(*args, "--password-stdin", stdin=True), s))
             procs.append(admins[-1][0])
+        app.start()
         for p, s in admins:
             _finish(p, s.password + "\n")
         _finish(seed, timeout=120)
-        _wait_ready(srv, proc)
+        assert app.wait_ready(30), f"runserver was not ready in time: {app.log()[-2000:]}"
         headers = {"Authorization": f"Bearer {_finish(key).strip().splitlines()[-1]}"}
         srv.api_headers = headers
         for body in EXTRA_MESSAGES:
@@ -251,14 +213,15 @@ def server(settings, redis_url, tmp_path_factory) -> Server:
             assert r.status_code == 201, r.text
         yield srv
     finally:
-        for p in [*procs, proc]:
-            if p is not None and p.poll() is None:
+        for p in procs:
+            if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
                     p.wait(15)
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait(10)
+        app.stop()
         _clear_throttle(srv)
         with MongoClient(settings.mongodb_uri) as client:
             client.drop_database(srv.db_name)
@@ -487,7 +450,7 @@ def test_a_conversation_shows_every_block_type(sign_in):
     first = page.locator(".transcript .msg").first
     expect(first.locator(".badge.role-user")).to_have_text("user")
     expect(first.locator(".msg-head")).to_contain_text("#0 ·")
-    expect(first.locator(".block.text")).to_contain_text("volatility")
+    expect(first.locator(".block.text.md")).to_contain_text("volatility")
     # Model, tokens and latency per assistant message.
     expect(page.locator(".msg-assistant .meta").first).to_have_text(
         re.compile(r"claude-sonnet-4 · [\d,]+ tokens · \d+ ms")
@@ -523,12 +486,97 @@ def test_a_conversation_shows_every_block_type(sign_in):
     expect(image).to_contain_text("MSFT volatility chart")
     expect(image).to_contain_text("https://images.example/msft-volatility.png")
     expect(image).to_contain_text("640\N{MULTIPLICATION SIGN}480")
-    # Text is escaped (no markup from the message) and keeps its line breaks.
-    escaped = page.locator(".block.text", has_text="not bold")
-    expect(escaped).to_have_text("<b>not bold</b> first line\nsecond line")
+    # Text is Markdown, with raw HTML escaped (no markup from the message) and its line
+    # breaks kept.
+    escaped = page.locator(".block.text.md", has_text="not bold")
     expect(escaped.locator("b")).to_have_count(0)
     assert escaped.inner_text().splitlines() == ["<b>not bold</b> first line", "second line"]
     shot(page, "conversation")
+
+
+HOSTILE_MARKDOWN = "\n\n".join(
+    [
+        "The Sharpe ratio is **46.96%** and *rising*.",
+        "- one\n- two",
+        "| metric | value |\n|---|---:|\n| sharpe | 1.75 |",
+        "```python\nprint('<script>alert(1)</script>')\n```",
+        "<script>window.__pwned = 1</script>",
+        '<img src="x" onerror="window.__pwned = 2">',
+        "[click me](javascript:window.__pwned=3)",
+        "[data](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+        "![tracker](https://tracker.example/pixel.png)",
+        '<a href="https://example.com" onclick="window.__pwned=4">html link</a>',
+        "[ref]\n\n[ref]: javascript:window.__pwned=5",
+        '<iframe src="https://evil.example"></iframe>',
+        "[safe](https://example.com/docs)",
+    ]
+)
+
+
+def test_hostile_markdown_renders_formatting_and_runs_nothing(sign_in, server, recorded):
+    said = {"role": "assistant", "content": HOSTILE_MARKDOWN}
+    r = httpx.post(f"{server.base}/api/v1/threads/{THREAD}/messages", json=said,
+                   headers=server.api_headers, timeout=10)  # fmt: skip
+    assert r.status_code == 201, r.text
+    page = sign_in("support", THREADS)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(f"/admin/conversations/{THREAD}?org=acme&from={r.json()['seq']}")
+    md = page.locator(f"#m{r.json()['seq']} .block.text.md")
+    expect(md.locator("strong")).to_have_text("46.96%")
+    expect(md.locator("em")).to_have_text("rising")
+    expect(md.locator("ul li")).to_have_text(["one", "two"])
+    expect(md.locator("table td")).to_have_text(["sharpe", "1.75"])
+    expect(md.locator("pre code.language-python")).to_contain_text("<script>alert(1)</script>")
+    expect(md.locator("script, iframe, img, [onerror], [onclick]")).to_have_count(0)
+    hrefs = [a.get_attribute("href") for a in md.locator("a").all()]
+    assert "https://example.com/docs" in hrefs
+    assert not [h for h in hrefs if h and not h.startswith(("https://", "http://", "mailto:"))]
+    assert all(a.get_attribute("rel") == "noopener noreferrer" for a in md.locator("a[href]").all())
+    expect(md.get_by_role("link", name="image: tracker")).to_be_visible()  # a link, not fetched
+    expect(md.get_by_role("link", name="click me")).to_have_count(0)  # left as plain text
+    expect(md.get_by_role("link", name="ref")).to_have_count(0)
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
+    assert not [u for u in recorded.requests if "tracker.example" in u or "evil.example" in u]
+    # The raw text, as written, one click away.
+    raw = page.locator(f"#m{r.json()['seq']} .block.text.raw")
+    expect(raw).to_be_hidden()
+    page.get_by_role("button", name="Raw text").click()
+    expect(raw).to_be_visible()
+    expect(raw).to_contain_text("**46.96%**")
+    expect(md).to_be_hidden()
+    page.get_by_role("button", name="Raw text").click()
+    expect(md).to_be_visible()
+    shot(page, "conversation-markdown")
+
+
+def test_a_csv_export_from_the_browser_is_safe_in_a_spreadsheet(sign_in, server):
+    hostile = {"type": "user", "id": "formula-user",
+               "data": {"display_name": '=HYPERLINK("http://evil.example","x")',
+                        "email": "formula@acme.example", "username": "formula",
+                        "metadata": {"plan": "pro"}}}  # fmt: skip
+    r = httpx.post(f"{server.base}/api/v1/ingest", json={"events": [hostile]},
+                   headers=server.api_headers, timeout=10)  # fmt: skip
+    assert r.status_code == 200, r.text
+    page = sign_in("admin", "/admin/users/list")
+    search(page, "formula-user")
+    assert cells(page, "user_id") == ["formula-user"]
+    page.locator('[data-sa-name="export"]').first.click()
+    modal = page.locator(".modal.show")
+    modal.get_by_text("Current page").click()
+    modal.locator("select[name=format]").select_option("csv")
+    with page.expect_download() as info:
+        modal.get_by_role("button", name=re.compile(r"^\s*Export")).click()
+    download = info.value
+    assert download.suggested_filename.endswith(".csv")
+    text = Path(download.path()).read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 1
+    row = {k.lower().replace(" ", "_"): v for k, v in rows[0].items()}
+    assert row["display_name"].startswith("'=HYPERLINK")
+    assert json.loads(row["metadata"]) == {"plan": "pro"}
 
 
 # -- what each role may and may not see or do -------------------------------------------------
@@ -549,7 +597,7 @@ def test_viewer_cannot_edit_or_delete_sees_no_settings_and_sees_masked_emails(si
 
     open_menu(page, "Users")
     emails = cells(page, "email")
-    assert len(emails) == 12
+    assert len(emails) >= 12  # the seeded twelve (the CSV export test may have added one)
     assert all(re.fullmatch(r"[a-z]\*\*\*@\*\*\*\.example", e) for e in emails), emails
     assert all(re.fullmatch(r"[a-z]\*\*\*", u) for u in cells(page, "username"))
     expect(page.get_by_text(re.compile(r"@(acme|globex|initech)\.example"))).to_have_count(0)
@@ -627,7 +675,7 @@ def test_support_adds_a_note_on_the_conversation_page(sign_in):
     expect(sidebar(page).get_by_text("Settings", exact=True)).to_have_count(0)
 
 
-def test_admin_may_edit_and_delete_and_creates_an_api_key_shown_once(sign_in):
+def test_admin_may_edit_and_delete_and_creates_an_api_key_shown_once(sign_in, server):
     page = sign_in("admin", THREADS)
     first = page.locator("tbody tr").first
     expect(first.get_by_role("link", name="Edit", exact=True)).to_be_visible()
@@ -645,13 +693,18 @@ def test_admin_may_edit_and_delete_and_creates_an_api_key_shown_once(sign_in):
     with page.expect_navigation():
         page.get_by_role("button", name="Save", exact=True).click()
 
-    flash = page.get_by_text("API key created. Copy it now, it will not be shown again:")
-    expect(flash).to_be_visible()
-    secret = flash.inner_text().rsplit(":", 1)[1].strip()
+    # The secret is in the answer's body, once; never in a cookie.
+    expect(page.get_by_role("heading", name="API key created")).to_be_visible()
+    secret = page.locator("#api-key-secret").inner_text().strip()
     assert len(secret) >= 20, secret
+    assert not [c for c in page.context.cookies() if secret in c["value"]]
     shot(page, "api-key-created")
-    page.reload()
-    expect(page.get_by_text("API key created")).to_have_count(0)
+    works = httpx.get(
+        f"{server.base}/api/v1/threads", headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert works.status_code == 200, works.text
+    page.get_by_role("link", name="Continue").click()
+    page.wait_for_url(re.compile(r"/admin/api-keys/list"))
     assert secret not in page.content()
     page.goto("/admin/api-keys/list")
     expect(page.locator("tbody tr", has_text="browser-test key")).to_have_count(1)

@@ -8,6 +8,9 @@ import pytest
 from pymongo import MongoClient
 
 from chatadmin.embedded import free_port
+from chatadmin.migrations import available
+
+VERSIONS = [version for version, _ in available()]  # every migration the package ships
 
 PASSWORD = "correct horse battery staple"
 SUBCOMMAND_OPTIONS = {
@@ -17,6 +20,9 @@ SUBCOMMAND_OPTIONS = {
     "createapikey": ["--org", "--scopes", "--name"],
     "seed": ["--threads", "--no-progress"],
     "check": [],
+    "rollup": ["--org", "--since", "--check", "--repair"],
+    "retention": ["--dry-run"],
+    "restore": [],
 }
 SEEDED = ["chat_sessions", "chat_messages", "analyses", "executions", "audit_logs", "users"]
 
@@ -86,20 +92,31 @@ def test_migrate_applies_once_then_reports_nothing_to_apply(runner, mongo):
     )
     assert re.search(r"^Applied 0003 full-text search for the server's search mode", first.stdout,
                      re.M)  # fmt: skip
+    assert re.search(r"^Applied 0004 retention runs and folded month buckets", first.stdout, re.M)
+    assert re.search(r"^Applied 0005 document ids from org and client id", first.stdout, re.M)
     records = sorted(mongo.migrations.find(), key=lambda r: r["version"])
-    assert [(r["version"], r["status"]) for r in records] == [
-        ("0001", "completed"),
-        ("0002", "completed"),
-        ("0003", "completed"),
-    ]
+    assert [(r["version"], r["status"]) for r in records] == [(v, "completed") for v in VERSIONS]
     assert re.search(r"^Search: (text|terms) \(", first.stdout, re.M)
 
     second = runner("migrate")
     assert second.returncode == 0, second.stderr
     assert "No migrations to apply." in second.stdout
     assert "Applied" not in second.stdout
-    assert all(f"[x] {v}" in second.stdout for v in ("0001", "0002", "0003"))
-    assert mongo.migrations.count_documents({}) == 3
+    assert all(f"[x] {v}" in second.stdout for v in VERSIONS)
+    assert mongo.migrations.count_documents({}) == len(VERSIONS)
+
+
+def test_migrations_started_together_on_a_fresh_database_run_once(runner, mongo):
+    """Workers that start together with auto-migrate: each migration is applied by one."""
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(pool.map(lambda _: runner("migrate"), range(3)))
+    assert [r.returncode for r in runs] == [0, 0, 0], [r.stderr[-2000:] for r in runs]
+    applied = [line for r in runs for line in r.stdout.splitlines() if line.startswith("Applied ")]
+    versions = VERSIONS
+    assert sorted(line.split()[1] for line in applied) == versions
+    records = sorted(mongo.migrations.find(), key=lambda r: r["version"])
+    assert [(r["version"], r["status"]) for r in records] == [(v, "completed") for v in versions]
+    assert mongo.migrations_lock.count_documents({}) == 0
 
 
 def test_migrate_list_shows_pending_then_applied_without_applying(runner, mongo):

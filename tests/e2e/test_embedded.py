@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -198,3 +199,19 @@ def test_runserver_with_no_configuration_uses_the_embedded_database(tmp_path):
             proc.wait(10)
         if nx_pid is not None and not gone(nx_pid):
             os.killpg(nx_pid, signal.SIGKILL)
+
+
+def test_the_data_dir_is_private_to_its_owner(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    (data / "old-file").write_text("left by an older version")
+    (data / "old-file").chmod(0o644)
+    with EmbeddedMongo(data) as server, MongoClient(server.uri) as client:
+        client["private"]["admin_users"].insert_one({"password_hash": "$argon2id$..."})
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    paths = list(data.rglob("*"))
+    files = [p for p in paths if p.is_file()]
+    assert any(p.suffix in (".db", ".sqlite", ".sqlite3") or "db" in p.parts for p in files)
+    loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths
+             if stat.S_IMODE(p.stat().st_mode) & 0o077}  # fmt: skip
+    assert loose == {}

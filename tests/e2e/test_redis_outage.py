@@ -5,62 +5,24 @@ and the app recovers by itself once Redis is back, with no restart."""
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 
 import httpx
 import pytest
-import redis
 
 from chatadmin.app import create_app
-from chatadmin.embedded import free_port
 from chatadmin.realtime import guard
+from chatadmin.testservers import RedisServer
 from tests.factories import make_thread
 
 pytestmark = pytest.mark.usefixtures("database")
-
-
-class RedisProcess:
-    """A redis-server of this test's own, on a fixed port, that can be stopped and restarted."""
-
-    def __init__(self, workdir) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 async def test_redis_stopped_and_restarted_under_a_running_app(
     settings, database, make_key, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(guard, "RETRY_AFTER_S", 0.5)  # recovers sooner than in production
-    server = RedisProcess(tmp_path)
-    server.start()
+    server = RedisServer(tmp_path).start()  # a redis-server of this test's own, on one port
     app = create_app(settings.model_copy(update={"redis_url": server.url}), database)
     try:
         async with app.router.lifespan_context(app):

@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
-from chatadmin.embedded import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from chatadmin.testservers import AppServer
 
 
 @pytest.fixture(autouse=True)
@@ -31,52 +23,27 @@ def clean():
 @pytest.fixture
 def workers(settings, redis_url, tmp_path):
     """Two workers on one port, a fresh database, and an API key for it."""
-    port = free_port()
     db_name = f"chatadmin_workers_{uuid.uuid4().hex[:8]}"
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
-        "MONGODB_URI": settings.mongodb_uri,
-        "MONGODB_DB_NAME": db_name,
-        "REDIS_URL": redis_url,
         "REDIS_PREFIX": f"workers-{uuid.uuid4().hex[:8]}:",
-        "CHATADMIN_SECRET_KEY": "workers-test-secret-0123456789abcdef",
-        "CHATADMIN_AUTO_MIGRATE": "1",
-        "CHATADMIN_DATA_DIR": str(tmp_path / "data"),
-        "CHATADMIN_LOG_LEVEL": "WARNING",
         "CHATADMIN_SSE_HEARTBEAT_S": "0.5",
         # This test is about sharing across processes, not about timeouts: a busy machine must
         # not make a Redis call time out and the limits fail open.
         "CHATADMIN_REDIS_TIMEOUT_MS": "2000",
     }
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    migrated = subprocess.run([*manage, "migrate"], env=env, capture_output=True, text=True)
-    assert migrated.returncode == 0, migrated.stderr
-    made = subprocess.run(
-        [*manage, "createapikey", "--org", "acme", "--scopes", "ingest,read"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    key = made.stdout.strip().splitlines()[-1]
-    log = open(tmp_path / "runserver.log", "wb")
-    proc = subprocess.Popen(
-        [*manage, "runserver", "--port", str(port), "--workers", "2"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    pids: set[int] = set()
-    deadline = time.monotonic() + 60
-    while len(pids) < 2 and time.monotonic() < deadline:  # both workers up and answering
-        try:
-            pids.add(httpx.get(f"{base}/healthz", timeout=2).json()["pid"])
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    server = AppServer(
+        settings.mongodb_uri, db_name, tmp_path, redis_url=redis_url, workers=2, env=env
+    )
     try:
-        assert len(pids) == 2, (tmp_path / "runserver.log").read_text()
-        yield base, {"Authorization": f"Bearer {key}"}, pids, db_name
+        migrated = server.manage("migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        key = server.create_api_key("acme", "ingest,read")
+        server.start()  # both workers up and answering
+        pids = set(server.worker_pids())
+        assert len(pids) == 2, server.log()
+        yield server.base, {"Authorization": f"Bearer {key}"}, pids, db_name
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-        log.close()
+        server.stop()
         with MongoClient(settings.mongodb_uri) as client:
             client.drop_database(db_name)
 

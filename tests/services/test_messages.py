@@ -39,6 +39,44 @@ async def test_fifty_concurrent_appends_get_seqs_0_to_49():
     assert thread.last_message_at is not None
 
 
+async def test_concurrent_batches_over_the_same_threads_leave_no_gap_and_store_each_once():
+    """Batches spanning several threads reserve in bulk; writers racing on the same threads,
+    with some messages sent by two of them, still get gap-free seqs and one copy each."""
+    tids = [(await _thread(thread_id=f"t{i}")).thread_id for i in range(6)]
+
+    def batch(writer: int) -> list:
+        return [
+            messages.build_message("org-a", tids[(writer + k) % 6], message_id=f"w{writer}-{k}",
+                                   role="user", content="hi", user_id="u1")
+            for k in range(12)
+        ]  # fmt: skip
+
+    batches = [batch(w) for w in range(10)]
+    batches += [batch(w) for w in (2, 5, 7)]  # resent while the first copies are in flight
+    done = await asyncio.gather(*(messages.insert_messages("org-a", b) for b in batches))
+    statuses = [r.status for results in done for r in results]
+    assert statuses.count("created") == 120 and set(statuses) == {"created", "exists"}
+    for tid in tids:
+        stored = await Message.find({"org_id": "org-a", "thread_id": tid}).to_list()
+        thread = await threads.get_thread("org-a", tid)
+        assert sorted(m.seq for m in stored) == list(range(len(stored)))
+        assert thread.message_count == thread.next_seq == len(stored) == 20
+
+
+async def test_a_reservation_on_a_thread_gone_since_it_was_read_leaves_nothing_behind():
+    await _thread(thread_id="here")
+    msg = messages.build_message("org-a", "gone", role="user", content="x", user_id="u1")
+    coll = Thread.get_pymongo_collection()
+    ops = [
+        messages._reservation("org-a", "here", 0, [msg]),
+        messages._reservation("org-a", "gone", 0, [msg]),
+    ]
+    failed, vanished = await messages._apply_reservations(coll, ops)
+    assert (failed, vanished) == (set(), {1})
+    assert await coll.count_documents({"org_id": "org-a"}) == 1  # no placeholder left
+    assert (await threads.get_thread("org-a", "here")).next_seq == 1
+
+
 async def test_plain_string_content_is_one_text_block_and_text_is_rendered():
     t = await _thread()
     m = await messages.append_message(

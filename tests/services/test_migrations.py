@@ -109,3 +109,93 @@ async def test_a_failed_migration_is_recorded_and_retried(database, monkeypatch)
         await migrate(database.db)  # retried, not skipped
     assert await MigrationRecord.find({"version": "9999"}).count() == 1
     await MigrationRecord.find({"version": "9999"}).delete()
+
+
+async def _legacy(database) -> dict[str, dict]:
+    """Give every keyed document a random `_id`, as before migration 0005; returns them by
+    (collection, new random `_id`)."""
+    from chatadmin.migrations.m0005_keyed_ids import keyed_models
+    from chatadmin.models.base import new_id
+
+    before = {}
+    for model in keyed_models():
+        coll = database.db[model.Settings.name]
+        for doc in await coll.find({}).to_list():
+            await coll.delete_one({"_id": doc["_id"]})
+            doc["_id"] = new_id()
+            await coll.insert_one(doc)
+            before[(model.Settings.name, doc[model.RESOURCE_KEY])] = doc
+    return before
+
+
+async def _keyed_now(database) -> dict[tuple[str, str], dict]:
+    from chatadmin.migrations.m0005_keyed_ids import keyed_models
+    from chatadmin.models.base import doc_key
+
+    now = {}
+    for model in keyed_models():
+        for doc in await database.db[model.Settings.name].find({}).to_list():
+            assert doc["_id"] == doc_key(doc["org_id"], doc[model.RESOURCE_KEY]), doc["_id"]
+            now[(model.Settings.name, doc[model.RESOURCE_KEY])] = doc
+    return now
+
+
+async def test_documents_written_before_keyed_ids_are_moved_without_loss(database):
+    from chatadmin.migrations import m0005_keyed_ids as m0005
+    from chatadmin.services import ingest
+    from chatadmin.services.audit import Actor
+    from tests.factories import make_messages, make_thread
+
+    thread = await make_thread("acme", "u1", "t1", tags=["x"])
+    await make_messages(thread, 3, ai_metadata={"total_tokens": 5, "response_ms": 7})
+    await make_thread("globex", "u1", "t1")  # the same client ids in another org
+    legacy = await _legacy(database)
+    assert {name for name, _ in legacy} >= {"users", "chat_sessions", "chat_messages",
+                                            "chat_analytics"}  # fmt: skip
+
+    changes = await m0005.apply(database.db)
+    assert "re-keyed 3 documents of chat_messages" in changes
+    after = await _keyed_now(database)
+    assert after.keys() == legacy.keys()  # nothing lost, nothing added
+    for key, doc in legacy.items():
+        assert {**doc, "_id": None} == {**after[key], "_id": None}, key
+    assert await database.db[m0005.SIDE].count_documents({}) == 0
+    assert await m0005.apply(database.db) == []  # nothing left to move
+
+    # A retried event of a moved message is found by its new _id: unchanged, not a duplicate.
+    stored = after[("chat_messages", next(k for n, k in after if n == "chat_messages"))]
+    event = {"type": "message", "id": stored["message_id"],
+             "data": {"thread_id": "t1", "role": "user", "content": "other"}}  # fmt: skip
+    batch = ingest.Batch("acme", Actor("api_key", "k", via="ingest"))
+    (result,) = await ingest.ingest(batch, [ingest.EventIn(**event)])
+    assert result.status == "updated"
+    assert await database.db["chat_messages"].count_documents({"org_id": "acme"}) == 3
+
+
+async def test_a_move_stopped_half_way_is_finished_by_the_next_run(database):
+    from chatadmin.migrations import m0005_keyed_ids as m0005
+    from chatadmin.models import Message
+    from chatadmin.models.base import rekeyed
+    from tests.factories import make_messages, make_thread
+
+    thread = await make_thread("acme", "u1", "t1")
+    await make_messages(thread, 6)
+    legacy = await _legacy(database)
+    coll = database.db["chat_messages"]
+    docs = await coll.find({}).sort("seq", 1).to_list()
+    side = database.db[m0005.SIDE]
+    for i, doc in enumerate(docs[:4]):  # saved aside; two of them also deleted already
+        new = rekeyed(Message, doc)
+        await side.insert_one({"_id": f"chat_messages|{doc['_id']}", "collection":
+                               "chat_messages", "old_id": doc["_id"], "doc": new})  # fmt: skip
+        if i < 2:
+            await coll.delete_one({"_id": doc["_id"]})
+    assert await coll.count_documents({}) == 4  # two are only in the side collection now
+
+    changes = await m0005.apply(database.db)
+    assert changes[0] == "finished 4 documents a stopped run had begun to move"
+    after = await _keyed_now(database)
+    assert after.keys() == legacy.keys()
+    assert await coll.count_documents({}) == 6
+    assert sorted(d["seq"] for d in await coll.find({}).to_list()) == list(range(6))
+    assert await side.count_documents({}) == 0

@@ -27,7 +27,8 @@ def test_every_collection_of_the_spec_has_a_model():
     assert names == {
         "users", "chat_sessions", "chat_messages", "analyses", "executions", "saved_analyses",
         "audit_logs", "cache", "shared_threads", "chat_contexts", "chat_analytics", "connections",
-        "migrations", "admin_users", "api_keys",
+        "migrations", "admin_users", "api_keys", "retention_runs", "chat_analytics_months",
+        "write_journal",
     }  # fmt: skip
 
 

@@ -27,7 +27,7 @@ MUTABLE = {
 
 async def messages(batch: Batch, events: list[Event]) -> None:
     ids = sorted({e.id for e in events})
-    cursor = Message.find({"org_id": batch.org_id, "message_id": {"$in": ids}})
+    cursor = Message.find(Message.keyed(batch.org_id, ids))
     stored = {m.message_id: m for m in await cursor.to_list()}
     existing = {mid: {"ingest_hash": m.ingest_hash} for mid, m in stored.items()}
     creates, updates = plan(events, existing)

@@ -128,6 +128,8 @@ async def audit_events(batch: Batch, events: list[Event]) -> None:
                     audit_id=ev.id,
                     ingest_hash=ev.hash,
                     **fields_of(ev, "audit_id"),
+                    source="ingest",
+                    source_key_id=batch.actor.id if batch.actor.type == "api_key" else None,
                 ).stamped()
             )
         )

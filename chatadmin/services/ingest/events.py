@@ -21,7 +21,7 @@ from chatadmin.models.thread import ThreadIn
 from chatadmin.models.user import UserIn
 
 EVENT_TYPES = ("user", "thread", "analysis", "execution", "message", "feedback", "context", "audit")
-Status = Literal["created", "updated", "unchanged", "error"]
+Status = Literal["created", "updated", "unchanged", "accepted", "error"]
 
 
 class IngestUser(UserIn):
@@ -82,9 +82,9 @@ ADAPTERS = {kind: TypeAdapter(schema) for kind, schema in SCHEMAS.items()}
 class EventIn(ApiIn):
     """One event of a batch; `data` is validated against the schema of its `type`."""
 
-    type: Literal[
-        "user", "thread", "analysis", "execution", "message", "feedback", "context", "audit"
-    ]
+    # Any name: an event of a type this server does not know (a newer client's) gets its own
+    # `unknown_type` error and never sinks the batch's other events.
+    type: str = Field(min_length=1, max_length=64)
     id: ClientId
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -107,6 +107,9 @@ class EventResult(BaseModel):
     id: str
     status: Status
     error: EventError | None = None
+    # True: MongoDB was unreachable; the event is in the durable spool (status "accepted")
+    # and will be applied, in order, when it returns.
+    spooled: bool = False
 
 
 class BatchOut(BaseModel):
@@ -149,6 +152,10 @@ def event_hash(kind: str, data: BaseModel) -> str:
 
 def validate_event(raw: EventIn, index: int) -> Event:
     event = Event(index=index, type=raw.type, id=raw.id)
+    if raw.type not in SCHEMAS:
+        known = ", ".join(EVENT_TYPES)
+        event.fail("unknown_type", f"this server does not know {raw.type!r} events ({known})")
+        return event
     id_field = ID_FIELDS[raw.type]
     given = raw.data.get(id_field)
     if given is not None and given != raw.id:

@@ -43,7 +43,9 @@ async def existing_docs(
         return {}
     projection = {id_field: 1, "ingest_hash": 1, **dict.fromkeys(extra, 1)}
     cursor = model.get_pymongo_collection().find(
-        {"org_id": org_id, id_field: {"$in": sorted(set(ids))}}, projection
+        model.keyed(org_id, ids),
+        projection,
+        batch_size=len(ids),  # one round trip
     )
     return {doc[id_field]: doc async for doc in cursor}
 
