@@ -1,10 +1,11 @@
 """`write_journal`: the writes in flight, with what their side effects touch.
 
-A write that changes counters outside its own documents (its users' counters and the day
-buckets) records, before its first change, which users and days those are, and removes the
-record after its last (`services/effects.py`). A record left behind belongs to a write that died
-half-way (a killed worker, a database gone mid-batch); `services/repair.py` recounts what it
-names from the stored data once no other write of that org is in flight.
+A write that changes counters outside its own documents (its users' counters, the day buckets
+and its threads' rollups and `next_seq`) records, before its first change, which users, days and
+threads those are, and removes the record after its last (`services/effects.py`). A record left
+behind belongs to a write that died half-way (a killed worker, a database gone mid-batch);
+`services/repair.py` recounts what it names from the stored data once no other write of that
+org is in flight.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class WriteJournal(TenantDocument):
 
     journal_id: ClientId = Field(default_factory=new_id)
     users: list[str] = Field(default_factory=list)
+    threads: list[str] = Field(default_factory=list)  # whose rollups and seqs it moves
     first_day_ms: int = 0  # the earliest day whose buckets the write changes
     repair_lease_ms: int = 0  # a repair working on it until then
 

@@ -3,9 +3,9 @@ users' counters), gathered while a write or a whole batch runs and applied once 
 
 Those changes and the write's own are separate documents, and there are no transactions, so a
 write that dies between them (a killed worker, a database gone mid-batch) would leave counters
-that miss it. So before its first change a write records which users and days its effects
-touch (`begin`, one small document in `write_journal`), and removes the record after the last
-(`flush`); `services/repair.py` recounts what a record left behind names.
+that miss it. So before its first change a write records which users, days and threads its
+effects touch (`begin`, one small document in `write_journal`), and removes the record after
+the last (`flush`); `services/repair.py` recounts what a record left behind names.
 """
 
 from __future__ import annotations
@@ -30,27 +30,43 @@ class Effects:
         self.users: dict[str, tuple[dict[str, int], int]] = {}
         self.journal: WriteJournal | None = None
 
-    async def begin(self, users: Iterable[str | None], days: Iterable[datetime]) -> None:
-        """Record, before the write changes anything, the users and days its effects touch."""
-        named = {u for u in users if u}
+    async def begin(
+        self,
+        users: Iterable[str | None],
+        days: Iterable[datetime],
+        threads: Iterable[str] = (),
+    ) -> None:
+        """Record, before the write changes anything, the users, days and threads its effects
+        touch."""
+        named, touched = {u for u in users if u}, set(threads)
         first = min((to_ms(day_start(d)) for d in days), default=None)
-        if first is None and not named:
+        if first is None and not named and not touched:
             return
         coll = WriteJournal.get_pymongo_collection()
         if self.journal is None:
             self.journal = WriteJournal(
-                org_id=self.org_id, users=sorted(named), first_day_ms=first or 0
+                org_id=self.org_id,
+                users=sorted(named),
+                threads=sorted(touched),
+                first_day_ms=first or 0,
             ).stamped()
             await coll.insert_one(self.journal.storage_fields())
             return
         more = named - set(self.journal.users)
+        others = touched - set(self.journal.threads)
         earlier = first is not None and (
             not self.journal.first_day_ms or first < self.journal.first_day_ms
         )
-        if not more and not earlier:
+        if not more and not others and not earlier:
             return
-        self.journal.users = sorted({*self.journal.users, *more})
-        change: dict = {"$addToSet": {"users": {"$each": sorted(more)}}} if more else {}
+        change: dict = {}
+        if more or others:
+            self.journal.users = sorted({*self.journal.users, *more})
+            self.journal.threads = sorted({*self.journal.threads, *others})
+            change["$addToSet"] = {
+                "users": {"$each": sorted(more)},
+                "threads": {"$each": sorted(others)},
+            }
         if earlier:
             self.journal.first_day_ms = first
             change["$min"] = {"first_day_ms": first}

@@ -62,6 +62,10 @@ def check_size(message: Message, max_bytes: int) -> None:
         raise TooLarge(f"message is {size} bytes; the limit is {max_bytes} bytes")
 
 
+THREAD_ROLLUPS = ("message_count", "total_tokens", "total_response_ms", "response_count",
+                  "error_count")  # fmt: skip
+
+
 def thread_counters(message: Message, sign: int = 1) -> dict[str, int]:
     """What one live message adds to its thread's rollups (not `next_seq`: seqs stay used)."""
     meta = message.ai_metadata or AiMetadata()
@@ -118,11 +122,15 @@ async def insert_messages(
             by_thread.setdefault(m.thread_id, []).append(m)
     own = effects is None
     effects = effects or Effects(org_id)
+    # A reservation moves its thread's rollups and `next_seq`: the journal names the threads,
+    # and the users and days the write will count, before the first one.
+    wanted = [m for msgs in by_thread.values() for m in msgs]
+    await effects.begin({m.user_id for m in wanted}, {m.created_at for m in wanted}, by_thread)
     # What this writer reserved is stored before it waits for anyone: two writers of the same
     # messages on several threads never wait for each other.
     ready, claimed = await _reserve_all(org_id, by_thread, outcome)
-    pending = ready + claimed  # what may be stored: the journal names its users and days first
-    await effects.begin({m.user_id for m in pending}, {m.created_at for m in pending})
+    # A message without a user counts for its thread's owner, known now.
+    await effects.begin({m.user_id for m in ready + claimed}, ())
     await _store(org_id, ready, outcome)
     if claimed:
         ready += await _after_claimed(org_id, claimed, outcome)
@@ -711,7 +719,11 @@ async def update_messages(
     own = effects is None
     effects = effects or Effects(org_id)
     befores = [ch.before for ch in changes]
-    await effects.begin({m.user_id for m in befores}, {m.created_at for m in befores})
+    await effects.begin(
+        {m.user_id for m in befores},
+        {m.created_at for m in befores},
+        {m.thread_id for m in befores},
+    )
     result = await Message.get_pymongo_collection().bulk_write(ops, ordered=False)
     if result.matched_count < len(ops):  # find which lost the race: they changed meanwhile
         for ch in changes:
@@ -784,7 +796,7 @@ async def restore(org_id: str, message_id: str) -> Message:
 async def _set_deleted(org_id: str, message_id: str, deleted: bool) -> Message:
     current = await get_message(org_id, message_id)
     effects = Effects(org_id)
-    await effects.begin([current.user_id], [current.created_at])
+    await effects.begin([current.user_id], [current.created_at], [current.thread_id])
     now = now_ms()
     before = await Message.get_pymongo_collection().find_one_and_update(
         {"org_id": org_id, "message_id": str(message_id), "deleted": not deleted},

@@ -6,7 +6,9 @@ the record after its last (`services/effects.py`). A record older than
 be stored while the day buckets and its users' counters miss them (or hold part of them). Those
 are recounted from the stored data: the org's day buckets from the record's first day on
 (`rollup.rebuild`), then each named user's `message_count` and `thread_count` as the sums of
-their day and month buckets.
+their day and month buckets, then each named thread: its rollups recounted from its messages,
+and its seqs made 0..n-1 again where a dead writer's reservation left a gap (the messages after
+the gap move down, in order; `next_seq` and the claims follow).
 
 A recount is only right while no other write of the org is half-way (its documents would be
 counted and then its increments added on top), so an org is repaired only when it has no fresh
@@ -27,11 +29,14 @@ from pymongo.errors import PyMongoError
 
 from chatadmin.background import stopping
 from chatadmin.clock import from_ms, now_ms
-from chatadmin.models import DailyAnalytics, User
+from chatadmin.models import DailyAnalytics, Message, Thread, User
 from chatadmin.models.analytics import ORG_WIDE
 from chatadmin.models.journal import WriteJournal
 from chatadmin.models.retention import MonthlyAnalytics, RetentionRun
+from chatadmin.models.thread import CLAIMS_KEPT
 from chatadmin.services import rollup
+from chatadmin.services.claims import claim_of
+from chatadmin.services.messages import THREAD_ROLLUPS, thread_counters
 
 log = logging.getLogger("chatadmin.repair")
 
@@ -46,6 +51,8 @@ class Repaired:
     records: int
     rebuilt: rollup.RollupReport | None = None
     users: list[str] = field(default_factory=list)
+    threads: list[str] = field(default_factory=list)
+    renumbered: int = 0  # messages whose seq moved down to close a gap
     waiting: str = ""  # why the org was left for a later round
 
 
@@ -91,7 +98,12 @@ async def _repair_org(org_id: str, docs: list[dict], stale_s: float) -> Repaired
         since = from_ms(first) if first else None
         done.rebuilt = await rollup.rebuild(org_id, since, quiet=quiet)
         users = sorted({u for d in docs for u in d.get("users", [])})
-        if not done.rebuilt.ok or not await _recount_users(org_id, users, quiet):
+        threads = sorted({t for d in docs for t in d.get("threads", [])})
+        if (
+            not done.rebuilt.ok
+            or not await _recount_users(org_id, users, quiet)
+            or not await _repair_threads(org_id, threads, quiet, done)
+        ):
             done.waiting = "writes of the org began meanwhile"
             await release()
             return done
@@ -101,7 +113,7 @@ async def _repair_org(org_id: str, docs: list[dict], stale_s: float) -> Repaired
         with contextlib.suppress(PyMongoError, asyncio.CancelledError):
             await release()
         raise
-    done.users = users
+    done.users, done.threads = users, threads
     await coll.delete_many({"_id": {"$in": ids}})
     return done
 
@@ -129,6 +141,40 @@ async def _recount_users(org_id: str, users: list[str], quiet) -> bool:
         for u, s in sums.items()
     ]
     await User.get_pymongo_collection().bulk_write(ops, ordered=False)
+    return True
+
+
+async def _repair_threads(org_id: str, threads: list[str], quiet, done: Repaired) -> bool:
+    """Recount each thread's rollups from its messages and close its seq gaps; False when a
+    write began meanwhile (the thread where it was seen is left as it was)."""
+    for tid in threads:
+        key = Thread.key_of(org_id, tid)
+        thread = await Thread.get_pymongo_collection().find_one(key, {"next_seq": 1})
+        if thread is None:
+            continue
+        stored = await Message.find({"org_id": org_id, "thread_id": tid}).sort("+seq").to_list()
+        counted = dict.fromkeys(THREAD_ROLLUPS, 0)
+        for m in stored:
+            if not m.deleted:
+                for name, amount in thread_counters(m).items():
+                    counted[name] += amount
+        if not await quiet():
+            return False
+        # Moving down in seq order: the seq each message takes is free by then (a unique index).
+        for new, m in enumerate(stored):
+            if m.seq != new:
+                await Message.get_pymongo_collection().update_one(
+                    {"_id": m.id, "seq": m.seq}, {"$set": {"seq": new}}
+                )
+                done.renumbered += 1
+        claims = [claim_of(m.message_id) for m in stored[-CLAIMS_KEPT:]]
+        fields = counted | {"next_seq": len(stored), "recent_claims": claims}
+        # Only if no seq was reserved since it was read; otherwise a later round does it.
+        moved = await Thread.get_pymongo_collection().update_one(
+            {**key, "next_seq": thread["next_seq"]}, {"$set": fields}
+        )
+        if moved.matched_count != 1:
+            return False
     return True
 
 
@@ -160,8 +206,10 @@ async def run_forever(interval_s: float, stale_s: float) -> None:
                 else:
                     log.warning(
                         "repaired org %s after %d write(s) that died half-way: day buckets "
-                        "recounted, counters of %d user(s) reset from them",
-                        done.org_id, done.records, len(done.users),
+                        "recounted, counters of %d user(s) and %d thread(s) reset, %d seq(s) "
+                        "moved down to close gaps",
+                        done.org_id, done.records, len(done.users), len(done.threads),
+                        done.renumbered,
                     )  # fmt: skip
         except PyMongoError as exc:
             if stopping():

@@ -162,3 +162,66 @@ async def test_a_slow_writer_whose_seqs_a_retry_filled_gives_nothing_back(monkey
         stored = await Message.find({"org_id": "org-a", "thread_id": tid}).to_list()
         assert sorted(m.seq for m in stored) == list(range(count))
         assert (thread.next_seq, thread.message_count) == (count, count)
+
+
+async def test_a_gap_and_counts_a_dead_reservation_left_are_closed_by_the_repair(monkeypatch):
+    """A dead writer's reservation the retry could no longer find (its claims gone: slid out of
+    the window on a busy thread) is reserved again: a gap and a double count, until the
+    journal's record of the dead write has the thread recounted and its seqs closed up."""
+    monkeypatch.setattr(messages, "CLAIM_WAIT_S", 0.2)
+    await make_user("org-a", "u1")
+    await send(said("m1"))
+
+    async def dies_before_storing(org_id, ready, outcome, **kw):
+        raise Died
+
+    real = messages._store
+    monkeypatch.setattr(messages, "_store", dies_before_storing)
+    with pytest.raises(Died):
+        await send(said("m2"), said("m3"))
+    monkeypatch.setattr(messages, "_store", real)
+    [left] = await journal()
+    assert left.threads == ["t1"]
+    threads = Thread.get_pymongo_collection()
+    await threads.update_one({"thread_id": "t1"}, {"$set": {"recent_claims": []}})
+    assert await send(said("m2"), said("m3"), said("m4")) == ["created"] * 3
+    seqs = {m.message_id: m.seq for m in await Message.find({"thread_id": "t1"}).to_list()}
+    assert seqs == {"m1": 0, "m2": 3, "m3": 4, "m4": 5}  # 1 and 2 were the dead writer's
+    thread = await Thread.find_one({"thread_id": "t1"})
+    assert (thread.message_count, thread.total_tokens, thread.next_seq) == (6, 30, 6)
+
+    [done] = await repair.repair_stale(stale_s=0)
+    assert (done.threads, done.renumbered, done.waiting) == (["t1"], 3, "")
+    seqs = {m.message_id: m.seq for m in await Message.find({"thread_id": "t1"}).to_list()}
+    assert seqs == {"m1": 0, "m2": 1, "m3": 2, "m4": 3}
+    thread = await Thread.find_one({"thread_id": "t1"})
+    assert (thread.message_count, thread.total_tokens, thread.next_seq) == (4, 20, 4)
+    assert (await rollup.rebuild("org-a", check=True)).ok
+    assert await send(said("m5"), said("m3")) == ["created", "unchanged"]
+    seqs = {m.message_id: m.seq for m in await Message.find({"thread_id": "t1"}).to_list()}
+    assert seqs["m5"] == 4 and (await Thread.find_one({"thread_id": "t1"})).message_count == 5
+
+
+async def test_a_thread_written_while_it_is_repaired_is_left_for_a_later_round():
+    await make_user("org-a", "u1")
+    await send(said("m1"), said("m2"))
+    threads = Thread.get_pymongo_collection()
+    await threads.update_one({"thread_id": "t1"}, {"$inc": {"message_count": 7}})  # drifted
+
+    async def busy() -> bool:
+        return False
+
+    async def a_seq_is_reserved_past_the_check() -> bool:
+        await threads.update_one({"thread_id": "t1"}, {"$inc": {"next_seq": 1}})
+        return True
+
+    async def quiet() -> bool:
+        return True
+
+    done = repair.Repaired("org-a", 1)
+    for meanwhile in (busy, a_seq_is_reserved_past_the_check):
+        assert not await repair._repair_threads("org-a", ["t1"], meanwhile, done)
+        assert (await Thread.find_one({"thread_id": "t1"})).message_count == 9  # untouched
+    assert await repair._repair_threads("org-a", ["t1"], quiet, done)
+    thread = await Thread.find_one({"thread_id": "t1"})
+    assert (thread.message_count, thread.next_seq) == (2, 2)
