@@ -3,7 +3,8 @@
 # SecantusDB (WiredTiger). Both always run; the exit code is non-zero if either failed.
 # With MONGODB_URI set, the suite runs once, against that server. Arguments go to pytest.
 # Each run uses CHATADMIN_TEST_WORKERS pytest-xdist workers (default 2, one per core here);
-# every worker starts its own database server and redis-server.
+# every worker starts its own database server and redis-server. Tests marked `one_server` run in
+# the first pass only (tests/conftest.py says why).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 workers=(-n "${CHATADMIN_TEST_WORKERS:-2}")

@@ -20,9 +20,35 @@ from chatadmin.embedded import EmbeddedServerError
 from chatadmin.migrations import migrate
 from chatadmin.models import DOCUMENT_MODELS
 from chatadmin.settings import Settings
-from chatadmin.testservers import RedisServer, selected_server, start_test_server
+from chatadmin.testservers import SECANTUS, RedisServer, selected_server, start_test_server
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _second_pass() -> bool:
+    """The SecantusDB pass of `scripts/test.sh`, after the nx-27017 one (not a MONGODB_URI run)."""
+    return not os.environ.get("MONGODB_URI") and selected_server() == SECANTUS
+
+
+def pytest_collection_modifyitems(config, items):
+    """On the second pass, leave out the `one_server` tests: what they check (a browser's
+    rendering and scripts, the HTTP protocol, argument parsing) is the same whatever server is
+    under the app, and the server side of every admin page they use is checked on both servers by
+    tests/admin and tests/security. Run them here too with CHATADMIN_TEST_ONE_SERVER=both."""
+    if not _second_pass() or os.environ.get("CHATADMIN_TEST_ONE_SERVER") == "both":
+        return
+    kept, left = [], []
+    for item in items:
+        (left if item.get_closest_marker("one_server") else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
+def pytest_report_header(config):
+    if _second_pass() and os.environ.get("CHATADMIN_TEST_ONE_SERVER") != "both":
+        return "one_server tests left out: they ran on the nx-27017 pass (see tests/conftest.py)"
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -89,12 +115,30 @@ async def clean(request):
             await database.db[model.Settings.name].delete_many({})
 
 
+@pytest.fixture(scope="session")
+def zygote(tmp_path_factory):
+    """The command server that forks a `manage.py` process per command (`tests/zygote.py`)."""
+    from tests.zygote import Zygote
+
+    server = Zygote(tmp_path_factory.mktemp("zygote"))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def runner(settings, tmp_path):
-    """Run `manage.py` in a subprocess against the test servers and a database of its own."""
+def runner(settings, tmp_path, zygote):
+    """Run `manage.py` in a process of its own against the test servers and a database of its
+    own: forked from the command server (`real=True`: started from scratch with `python
+    manage.py`, as a user would)."""
     db_name = f"chatadmin_cli_{uuid.uuid4().hex[:8]}"
 
-    def run(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 120):
+    def run(
+        *args: str,
+        input: str | None = None,
+        env: dict | None = None,
+        timeout: float = 120,
+        real: bool = False,
+    ):
         full_env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("MONGODB_", "CHATADMIN_"))},
             "MONGODB_URI": settings.mongodb_uri,
@@ -106,6 +150,8 @@ def runner(settings, tmp_path):
             **(env or {}),
         }
         full_env = {k: v for k, v in full_env.items() if v is not None}
+        if not real:
+            return zygote.run(list(args), env=full_env, cwd=tmp_path, input=input, timeout=timeout)
         return subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *args],
             input=input, capture_output=True, text=True, env=full_env, timeout=timeout,

@@ -8,6 +8,12 @@ message id taken by another thread); only then is it written, in chunks of at mo
 limit, the thread and users in the first. A conversation with any problem writes nothing and is
 reported with its position; the others go on. Ids come from the source, so a second import of
 the same file is all `unchanged`.
+
+Small conversations are written together, up to the batch limit a batch (an export holds
+thousands of conversations of a few messages each: one batch each would cost its round trips
+thousands of times). A conversation that names an id of one waiting to be written (a thread, a
+message, a user with other data) first has those written, so it is checked against them as
+against any stored conversation; the same user with the same data is written once.
 """
 
 from __future__ import annotations
@@ -143,6 +149,8 @@ class Importer:
         )
         self.known_users: set[str] = set()
         self.done_bytes = 0  # of earlier sources, for progress
+        self.waiting: list[tuple[str, list[EventIn]]] = []  # validated, not yet written
+        self.waiting_keys: dict[tuple[str, str], str] = {}  # (type, id) -> hash, of those
 
     async def run(self, source: Source) -> Summary:
         """Import one file (or request body)."""
@@ -186,6 +194,7 @@ class Importer:
                 self._progress(source)
         except ReadError as exc:
             self.summary.errors.append(Issue(str(exc.position), exc.message, UNREADABLE))
+        await self.flush()
         self._progress(source)
         self.done_bytes += source.size or 0
         return self.summary
@@ -203,8 +212,9 @@ class Importer:
             return
         self.summary.conversations += 1
         where = f"{result.position} (thread {result.thread_id})"
-        events, problems = self.validate(result, await self.events(result))
+        events, problems, keys = self.validate(result, await self.events(result))
         if not problems:
+            events, keys = await self._apart_from_waiting(events, keys)
             problems = await self.conflicts(result, events)
         if problems:
             more = len(problems) - PROBLEMS_SHOWN
@@ -216,7 +226,33 @@ class Importer:
                 self._count(ev.type, "valid")
             self.summary.imported += 1
             return
-        await self.write(where, events)
+        if len(events) > self.options.max_batch:
+            await self.flush()
+            await self.write([(where, events)])
+            return
+        if sum(len(e) for _, e in self.waiting) + len(events) > self.options.max_batch:
+            await self.flush()
+        self.waiting.append((where, events))
+        self.waiting_keys.update(keys)
+
+    async def _apart_from_waiting(self, events: list[EventIn], keys: dict) -> tuple[list, dict]:
+        """The conversation's events without the users waiting to be written with the same
+        data; what else it shares with the waiting conversations is written first."""
+        shared = keys.keys() & self.waiting_keys.keys()
+        same_users = {k for k in shared if k[0] == "user" and keys[k] == self.waiting_keys[k]}
+        if shared - same_users:
+            await self.flush()
+            return events, keys
+        if same_users:
+            events = [ev for ev in events if ("user", ev.id) not in same_users or ev.type != "user"]
+            keys = {k: h for k, h in keys.items() if k not in same_users}
+        return events, keys
+
+    async def flush(self) -> None:
+        """Write the conversations waiting, in one batch."""
+        waiting, self.waiting, self.waiting_keys = self.waiting, [], {}
+        if waiting:
+            await self.write(waiting)
 
     async def events(self, conv: Conversation) -> list[tuple[dict, str]]:
         """The raw events of a conversation, users first, with where each came from."""
@@ -248,7 +284,7 @@ class Importer:
         """The events of a conversation and every problem ingest would find with them."""
         problems = list(conv.problems)
         events: list[EventIn] = []
-        seen: dict[tuple[str, str], str] = {}
+        seen: dict[tuple[str, str], str] = {}  # (type, id) -> hash
         for index, (raw, where) in enumerate(raws):
             if not raw:
                 continue
@@ -273,7 +309,7 @@ class Importer:
             if problem:
                 problems.append(f"{where}: {problem}")
             events.append(event_in)
-        return events, problems
+        return events, problems, seen
 
     def check(self, ev: Event) -> str | None:
         """What building and storing the document would refuse."""
@@ -339,30 +375,37 @@ class Importer:
                     )
         return problems
 
-    async def write(self, where: str, events: list[EventIn]) -> None:
-        """Apply a validated conversation in chunks of at most the batch limit."""
+    async def write(self, conversations: list[tuple[str, list[EventIn]]]) -> None:
+        """Apply validated conversations, in chunks of at most the batch limit; each is
+        reported as imported or as partly written."""
         size = max(1, self.options.max_batch)
-        failures = []
+        events = [ev for _, evs in conversations for ev in evs]
+        results = []
         for start in range(0, len(events), size):
             batch = Batch(
                 self.options.org_id,
                 self.options.actor,
                 max_message_bytes=self.options.max_message_bytes,
             )
-            for result in await ingest(batch, events[start : start + size]):
+            results += await ingest(batch, events[start : start + size])
+        at = 0
+        for where, evs in conversations:
+            failures = []
+            for result in results[at : at + len(evs)]:
                 if result.status == "error":
                     failures.append(f"{result.type} {result.id}: {result.error.message}")
                 else:
                     self._count(result.type, result.status)
                     if result.type == "user":
                         self.known_users.add(result.id)
-        if failures:
-            text = "; ".join(failures[:PROBLEMS_SHOWN])
-            self.summary.errors.append(
-                Issue(where, f"partly written ({text}); importing again completes it")
-            )
-        else:
-            self.summary.imported += 1
+            at += len(evs)
+            if failures:
+                text = "; ".join(failures[:PROBLEMS_SHOWN])
+                self.summary.errors.append(
+                    Issue(where, f"partly written ({text}); importing again completes it")
+                )
+            else:
+                self.summary.imported += 1
 
     def _count(self, kind: str, status: str) -> None:
         counter = {

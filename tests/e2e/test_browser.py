@@ -31,6 +31,10 @@ from pymongo import MongoClient
 
 from chatadmin.testservers import AppServer
 
+# What a browser adds does not depend on the server under the app (see `one_server` in
+# tests/conftest.py); tests/admin checks the server side of these pages on both servers.
+pytestmark = pytest.mark.one_server
+
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "screenshots"
 CHROMIUM = "/usr/bin/chromium"

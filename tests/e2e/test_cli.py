@@ -1,4 +1,5 @@
-"""manage.py end to end: every command in a subprocess against the test servers (`runner`)."""
+"""manage.py end to end: every command in a process of its own against the test servers
+(`runner`)."""
 
 import hashlib
 import re
@@ -52,14 +53,16 @@ def _index_name(collection, key: dict) -> str:
 # -- --help ------------------------------------------------------------------------------------
 
 
+@pytest.mark.one_server
 def test_program_help_lists_every_command(runner):
-    result = runner("--help")
+    result = runner("--help", real=True)  # `python manage.py`, from scratch
     assert result.returncode == 0, result.stderr
     assert "usage: manage.py" in result.stdout
     for command in SUBCOMMAND_OPTIONS:
         assert command in result.stdout
 
 
+@pytest.mark.one_server
 @pytest.mark.parametrize("command", sorted(SUBCOMMAND_OPTIONS))
 def test_subcommand_help_mentions_its_options(runner, command):
     result = runner(command, "--help")
@@ -69,6 +72,7 @@ def test_subcommand_help_mentions_its_options(runner, command):
         assert option in result.stdout
 
 
+@pytest.mark.one_server
 def test_unknown_command_is_a_usage_error(runner):
     result = runner("frobnicate")
     assert result.returncode == 2

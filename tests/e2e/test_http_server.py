@@ -18,6 +18,9 @@ from pymongo import MongoClient
 
 from chatadmin.testservers import AppServer
 
+# The HTTP protocol in front of the app does not depend on the database server under it.
+pytestmark = pytest.mark.one_server
+
 PASSWORD = "server-test-password-0123"
 HEADER_TIMEOUT_S = 1.0
 

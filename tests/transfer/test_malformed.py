@@ -188,3 +188,35 @@ async def test_dry_run_validates_and_writes_nothing():
     assert len(summary.errors) == 1
     assert "would import 1 of 2" in summary.lines()[1]
     assert await snapshot() == before
+
+
+async def test_conversations_written_together_are_still_checked_against_each_other():
+    """Small conversations are written in one batch; one that reuses a message id of a
+    conversation waiting in that batch is checked as against a stored one."""
+    message = {"thread_id": "t9", "role": "user", "content": "x"}
+    first = native(("thread", "t9", {"user_id": "u1"}), ("message", "m1", message))
+    moved = first.replace('"t9"', '"t8"').split("\n", 1)[1]  # without a second header
+    summary = await run_import(first + "\n" + moved)
+    assert summary.imported == 1 and len(summary.errors) == 1, summary.errors
+    assert "already belongs to thread 't9'" in summary.errors[0].message
+    assert await thread_ids() == {"t9"}
+
+
+async def test_many_small_conversations_share_their_batches(monkeypatch):
+    from chatadmin.transfer import importer
+
+    batches = []
+    real = importer.ingest
+
+    async def counted(batch, events):
+        batches.append(len(events))
+        return await real(batch, events)
+
+    monkeypatch.setattr(importer, "ingest", counted)
+    convs = [chatgpt(f"c{n}", "question", "answer") for n in range(30)]
+    summary = await run_import(json.dumps(convs), max_batch=25)
+    assert summary.errors == [] and summary.imported == 30
+    assert summary.messages["created"] == 60 and summary.threads["created"] == 30
+    # The first conversation's owner is new: it goes alone; then eight to a batch.
+    assert max(batches) <= 25 and len(batches) < 10, batches
+    assert len(await thread_ids()) == 30
