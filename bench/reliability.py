@@ -1348,8 +1348,14 @@ def outage_checks(samples: list[dict]) -> list[Check]:
 async def recovered(target: Target) -> Check:
     """After the outage a new write goes straight in (200, not spooled): no restart needed."""
     event = {"type": "user", "id": "after-the-outage", "data": {"username": "back"}}
-    async with target.client() as http:
-        r = await http.post(f"{API}/ingest", json={"events": [event]})
+    started = time.monotonic()
+    try:
+        async with target.client() as http:
+            r = await http.post(f"{API}/ingest", json={"events": [event]})
+    except httpx.HTTPError as exc:
+        took = time.monotonic() - started
+        what = f"{exc!r} after {took:.1f} s"
+        return Check("a write after recovery goes straight in", False, what)
     ok = r.status_code == 200 and r.json()["results"][0]["status"] == "created"
     return Check("a write after recovery goes straight in", ok, f"{r.status_code} {r.text[:300]}")
 

@@ -79,6 +79,8 @@ def cmd_runserver(args: argparse.Namespace, settings: Settings) -> int:
         proxy_headers=False,  # the app believes X-Forwarded-* only from its trusted proxies
         server_header=False,
         timeout_keep_alive=5,
+        # A request that never ends (a stuck dependency) must not keep a stopping worker alive.
+        timeout_graceful_shutdown=settings.chatadmin_shutdown_timeout_s,
     )
     return 0
 

@@ -1,18 +1,25 @@
 """The HTTP protocol `runserver` serves with: uvicorn's h11 protocol plus a deadline for a
 request's headers, so a client that sends them a byte at a time (slowloris) is cut off instead
 of holding a connection for as long as it likes. uvicorn has no such timeout of its own. A
-request h11 cannot parse gets a JSON 400 as elsewhere, not uvicorn's plain-text one."""
+request h11 cannot parse gets a JSON 400 as elsewhere, not uvicorn's plain-text one.
+
+Each worker that loads this module prints every thread's stack to its log on SIGUSR1 (what a
+worker that stopped answering is doing)."""
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import json
+import signal
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
 from chatadmin.settings import Settings
+
+faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 @functools.cache

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     chatadmin_trusted_proxies: str = ""
     # Seconds a client has to send a request's headers (slow-header connections are closed).
     chatadmin_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    chatadmin_shutdown_timeout_s: float = Field(default=15.0, gt=0, le=600)
 
     # Rate limits: messages a minute by user role, hour and day limits per user, requests a
     # minute per API key. Redis down: not enforced (one warning a minute).

@@ -107,8 +107,13 @@ class Spool:
             self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             name = f"seg-{time.time_ns():020d}-{os.getpid()}-{next(self._names)}{OPEN}"
             path = self.dir / name
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # Locked under a name replay does not list, then renamed: a replayer never finds a
+            # new segment unlocked (it would take it, and this process's writes would go to a
+            # file it deletes).
+            hidden = self.dir / f".new-{name}"
+            fd = os.open(hidden, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else knows the name
+            os.rename(hidden, path)
             _fsync_dir(self.dir)
             self._fd, self._path = fd, path
         return self._fd

@@ -363,6 +363,8 @@ class AppServer:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGUSR1)  # the stuck workers' stacks, to the log
+                time.sleep(1)
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
 

@@ -75,28 +75,36 @@ async def held(scenario) -> Report:
     return report
 
 
+def told(report: Report, stack: Stack) -> str:
+    """The report, and on a failure the app's log lines that are not INFO."""
+    if report.ok:
+        return report.render()
+    lines = [line for line in stack.app.log().splitlines() if " INFO " not in line]
+    return report.render() + "\n-- app log, last lines --\n" + "\n".join(lines[-80:])
+
+
 async def test_a_load_with_retries_stores_every_event_once_with_counters_in_step(stack):
     report = await held(scenario_load(stack, SHORT))
-    assert report.ok, report.render()
+    assert report.ok, told(report, stack)
 
 
 async def test_a_killed_worker_loses_no_acknowledged_event_and_keeps_seqs_and_counters(stack):
     report = await held(scenario_worker_kill(stack, replace(SHORT, messages=600)))
-    assert report.ok, report.render()
+    assert report.ok, told(report, stack)
 
 
 async def test_without_redis_ingest_goes_on_limits_fail_open_and_all_recovers_unrestarted(stack):
     report = await held(scenario_redis(stack, replace(SHORT, messages=500)))
-    assert report.ok, report.render()
+    assert report.ok, told(report, stack)
 
 
 async def test_hostile_requests_under_load_get_their_4xx_and_change_nothing(stack):
     report = await held(scenario_bad_input(stack, replace(SHORT, messages=500)))
-    assert report.ok, report.render()
+    assert report.ok, told(report, stack)
 
 
 async def test_a_killed_then_frozen_database_is_answered_in_time_and_loses_nothing(
     stack,
 ):
     report = await held(scenario_database(stack, replace(SHORT, messages=400)))
-    assert report.ok, report.render()
+    assert report.ok, told(report, stack)

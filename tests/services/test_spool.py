@@ -41,6 +41,35 @@ def test_a_live_writers_segment_is_not_claimed_but_a_dead_ones_is(tmp_path):
     again.done()
 
 
+def test_a_new_segment_is_never_seen_unlocked_by_a_replayer(tmp_path, monkeypatch):
+    """Between creating its segment and locking it, a writer's segment must not be claimable:
+    a replayer taking it there would delete the file the writer then appends to."""
+    import fcntl
+
+    import chatadmin.spool as spool_module
+
+    writer, replayer = Spool(tmp_path, 1 << 20), Spool(tmp_path, 1 << 20)
+    seen = []
+    real = fcntl.flock
+
+    def replay_in_between(fd, op):
+        if not seen:  # the writer's own lock: a replayer runs just before it
+            seen.append([p.name for p in tmp_path.iterdir()])
+            seen.append(list(replayer.claim()))
+            for taken in seen[-1]:
+                taken.release()  # (what a replayer finishing an empty segment would do)
+        return real(fd, op)
+
+    monkeypatch.setattr(spool_module.fcntl, "flock", replay_in_between)
+    writer.append([{"n": 1}])
+    monkeypatch.setattr(spool_module.fcntl, "flock", real)
+    assert seen[1] == [] and all(not n.startswith("seg-") for n in seen[0])
+    os.close(writer._fd)  # the writer dies: its record is there to replay
+    writer._fd = None
+    (segment,) = list(replayer.claim())
+    assert [r["n"] for r in segment.records()] == [1]
+
+
 def test_a_torn_or_corrupt_line_ends_the_segment(tmp_path):
     spool = Spool(tmp_path, 1 << 20)
     spool.append([{"n": 1}, {"n": 2}])

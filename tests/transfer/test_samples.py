@@ -59,8 +59,9 @@ async def test_a_sample_file_imports_with_its_counts_and_again_changes_nothing(p
     first = await run_import(path)
     assert first.errors == []
     assert (first.format, first.detected) == (fmt, True)
-    assert first.threads["created"] == threads
-    assert first.messages["created"] == messages
+    counts = (first.threads, first.messages, first.users)
+    assert first.threads["created"] == threads, counts
+    assert first.messages["created"] == messages, counts
     assert len(first.skipped) == skipped
 
     stored = await Message.find({"org_id": "org-a"}).to_list()
