@@ -12,7 +12,10 @@ database in-process and applies the migrations, then:
   (c) baseline, same run, same server: the same stored message documents (read back from (b),
       so byte for byte the same) written with PyMongo `insert_many` in batches of `--batch`
       into a second database with the product's indexes (only the inserts are timed);
-  (d) exports the org back to a native JSONL file, timing it and sampling RSS.
+  (d) exports the org back to a native JSONL file, timing it and sampling RSS;
+  (e) baseline of (d), same run: the same messages read with PyMongo, thread by thread in seq
+      order as the export reads them, as raw BSON that is never decoded: how fast the server
+      can hand them over at all.
 
 It prints messages/s of (b), (c) and their ratio (goal: import >= 0.5 x raw insert_many), the
 peak RSS of the import (goal <= 300 MB), the export's messages/s (goal >= 20,000) and its RSS
@@ -36,17 +39,27 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common.data import WORDS  # noqa: E402
 from bench.common.report import RESULTS, write_json  # noqa: E402
-from bench.common.servers import open_database, scratch, settings_for, stop_on_sigterm  # noqa: E402
+from bench.common.servers import (  # noqa: E402
+    database_server,
+    open_database,
+    scratch,
+    settings_for,
+    stop_on_sigterm,
+)
 from chatadmin.db import Database  # noqa: E402
 from chatadmin.indexes import declared_indexes  # noqa: E402
-from chatadmin.models import Message  # noqa: E402
+from chatadmin.models import Message, Thread  # noqa: E402
+from chatadmin.services import messages as messages_service  # noqa: E402
 from chatadmin.settings import Settings  # noqa: E402
-from chatadmin.testservers import TEST_SERVERS, start_test_server  # noqa: E402
+from chatadmin.testservers import TEST_SERVERS  # noqa: E402
 from chatadmin.transfer import Importer, Options, Source, export  # noqa: E402
 
 ORG = "bench"
@@ -138,6 +151,19 @@ async def raw_baseline(database: Database, settings: Settings, batch: int) -> tu
     return count, spent
 
 
+async def raw_read() -> tuple[int, float]:
+    """The export's reads alone: each thread's visible messages in seq order, undecoded."""
+    raw = CodecOptions(document_class=RawBSONDocument)
+    coll = Message.get_pymongo_collection().with_options(codec_options=raw)
+    began, count = time.perf_counter(), 0
+    async for thread in Thread.find({"org_id": ORG}).sort([("created_at_ms", 1)]):
+        query = messages_service.visible(ORG, thread.thread_id)
+        cursor = coll.find(query).sort([("seq", 1)]).batch_size(500)
+        while docs := await cursor.to_list(500):
+            count += len(docs)
+    return count, time.perf_counter() - began
+
+
 async def run(args: argparse.Namespace) -> dict:
     """The whole run in a scratch directory, removed at the end."""
     with scratch("bench-import-") as work:
@@ -146,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 async def run_in(args: argparse.Namespace, work: Path) -> dict:
     """Generate, import, the raw baseline and export, on a server of its own under `work`."""
-    server = start_test_server(args.server, work / "db")
+    server = database_server(args.server, work / "db")
     try:
         settings = settings_for(server.uri, "bench_import")
         database = await open_database(settings)
@@ -196,6 +222,12 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
             f"{exp_rss.samples[0]:.0f} / peak {max(exp_rss.samples):.0f} / end "
             f"{exp_rss.samples[-1]:.0f} MB"
         )
+        read, read_s = await raw_read()
+        read_rate = read / read_s
+        print(
+            f"raw read of the same messages: {read_rate:,.0f} messages/s ({read_s:.1f} s); "
+            f"export / raw read {export_rate / read_rate:.2f}"
+        )
         await database.client.drop_database(settings.mongodb_db_name)
         await database.client.drop_database(settings.mongodb_db_name + "_raw")
         await database.close()
@@ -213,6 +245,7 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
         "import_peak_rss_mb": round(max(imp_rss.samples)),
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "export_messages_per_s": round(export_rate),
+        "raw_read_messages_per_s": round(read_rate),
         "export_rss_mb": [
             round(exp_rss.samples[0]),
             round(max(exp_rss.samples)),

@@ -36,10 +36,10 @@ from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne  # noqa: E402
 
 from bench.common.cli import add_run_args, add_size_args, parse, run_main  # noqa: E402
 from bench.common.report import figures_head, machine, say, stamp, write_results  # noqa: E402
-from bench.common.servers import scratch  # noqa: E402
+from bench.common.servers import database_server, scratch  # noqa: E402
 from bench.common.timing import percentile  # noqa: E402
 from chatadmin.models.base import doc_key  # noqa: E402
-from chatadmin.testservers import TEST_SERVERS, start_test_server  # noqa: E402
+from chatadmin.testservers import TEST_SERVERS  # noqa: E402
 
 ORG = "bench"
 LOOKUP, WRITES = 500, 200
@@ -106,7 +106,7 @@ async def run(args: argparse.Namespace) -> int:
     say(f"bench/lookups.py on {args.server}, sizes {args.sizes}, {args.repeats} repeats")
     figures = {**figures_head("lookups.py", info, server=args.server), "sizes": {}}
     with scratch("chatadmin-bench-lookups-", args.keep_data) as work:
-        server = start_test_server(args.server, work / "server")
+        server = database_server(args.server, work / "server")
         client = AsyncMongoClient(server.uri)
         try:
             coll = client["bench_lookups"]["docs"]

@@ -66,13 +66,13 @@ from pymongo import monitoring  # noqa: E402
 from bench.common import data, seeding  # noqa: E402
 from bench.common import report as rep  # noqa: E402
 from bench.common.cli import add_plan_args, add_run_args, run_main  # noqa: E402
-from bench.common.servers import open_database, scratch, server_pid, settings_for  # noqa: E402
+from bench.common.servers import database_server, open_database, scratch, server_pid, settings_for  # noqa: E402
 from bench.common.timing import Meter, Timing, settle  # noqa: E402
 from chatadmin.models import Analysis, Execution, Message, Thread  # noqa: E402
 from chatadmin.models.base import doc_key  # noqa: E402
 from chatadmin.models.thread import LIVE_STATUSES, THREAD_LIST_EXCLUDE  # noqa: E402
 from chatadmin.services import analyses, executions, messages, threads  # noqa: E402
-from chatadmin.testservers import NX, TEST_SERVERS, start_test_server  # noqa: E402
+from chatadmin.testservers import NX, TEST_SERVERS  # noqa: E402
 
 GOAL_RATIO = 1.5  # service p50 <= 1.5 x raw p50
 HEAVY_ORG, HEAVY_USER = "org-01", "user-heavy"
@@ -620,7 +620,7 @@ async def main_async(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     end_ms = seeding.this_hour_ms()
     with scratch("chatadmin-bench-queries-", args.keep_data) as work:
-        server = start_test_server(args.server, work / "db")
+        server = database_server(args.server, work / "db")
         database = None
         try:
             nx_pid = server_pid(server)

@@ -32,6 +32,7 @@ import redis.asyncio as aioredis  # noqa: E402
 
 from bench.common.servers import (  # noqa: E402
     NO_RATE_LIMITS,
+    database_server,
     open_database,
     scratch,
     settings_for,
@@ -48,7 +49,6 @@ from chatadmin.testservers import (  # noqa: E402
     TEST_SERVERS,
     AppServer,
     RedisServer,
-    start_test_server,
 )
 
 
@@ -160,7 +160,7 @@ async def main() -> None:
     args = parser.parse_args()
     stop_on_sigterm()
     with scratch("chatadmin-rt-") as work:
-        mongo = start_test_server(args.server, work / "db")
+        mongo = database_server(args.server, work / "db")
         redis = RedisServer(work / "redis")
         try:
             redis.start()

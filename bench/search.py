@@ -36,12 +36,18 @@ from pymongo.errors import OperationFailure  # noqa: E402
 
 from bench.common.data import vocabulary  # noqa: E402
 from bench.common.seeding import insert_batches  # noqa: E402
-from bench.common.servers import open_database, scratch, settings_for, stop_on_sigterm  # noqa: E402
+from bench.common.servers import (  # noqa: E402
+    database_server,
+    open_database,
+    scratch,
+    settings_for,
+    stop_on_sigterm,
+)
 from bench.common.timing import percentile  # noqa: E402
 from chatadmin import search  # noqa: E402
 from chatadmin.clock import utcnow  # noqa: E402
 from chatadmin.models import Message  # noqa: E402
-from chatadmin.testservers import TEST_SERVERS, start_test_server  # noqa: E402
+from chatadmin.testservers import TEST_SERVERS  # noqa: E402
 
 ORG = "bench"
 PLANTED = {"rare": "zebrafish", "medium": "volatility", "common": "portfolio"}
@@ -142,7 +148,7 @@ async def run(args) -> dict:
     weights = [1 / (rank + 1) for rank in range(len(vocab))]
     report: dict = {"server": args.server, "sizes": {}}
     with scratch("chatadmin-search-") as work:
-        server = start_test_server(args.server, work)
+        server = database_server(args.server, work)
         try:
             settings = settings_for(server.uri, "bench_search", chatadmin_search_mode=args.mode)
             database = await open_database(settings)

@@ -20,7 +20,15 @@ from chatadmin.db import Database
 from chatadmin.embedded import ServerProcess
 from chatadmin.migrations import migrate
 from chatadmin.settings import Settings
-from chatadmin.testservers import AppServer
+from chatadmin.testservers import AppServer, start_test_server
+
+
+def database_server(kind: str, data_dir: Path) -> ServerProcess:
+    """A database server of `kind` with its data on disk, as in production: SecantusDB's
+    in-memory mode, which the test suite uses, refuses writes once its 256 MB cache is full
+    (WT_CACHE_FULL at about 40,000 messages)."""
+    return start_test_server(kind, data_dir, persistent=True)
+
 
 # `AppServer` settings that raise every rate limit out of reach: a benchmark's synthetic users
 # send far more than people do. The limits are still checked on every request (their cost is

@@ -68,6 +68,28 @@ class ExportSummary:
         ]
 
 
+def native_page(page: list[RawBSONDocument]) -> tuple[str, list[str], list[tuple[str, dict]]]:
+    """A page of stored messages as native `message` lines; the users they name, in order,
+    and their feedback. Decoding is done in C, and keys are unescaped only in the documents
+    that hold an escaped key, which is far faster than building a model per message."""
+    lines, users, feedback = [], [], []
+    for raw in page:
+        doc = bson.decode(raw.raw, codec_options=DECODE)
+        if any(mark in raw.raw for mark in ESCAPED):
+            doc = unescape_keys(doc)
+        if doc.get("user_id"):
+            users.append(doc["user_id"])
+        data = {k: doc[k] for k in MESSAGE_FIELDS if doc.get(k) is not None}
+        data["created_at"] = iso_ms(doc["created_at"])
+        lines.append(dumps({"type": "message", "id": doc["message_id"], "data": data}))
+        fb = doc.get("feedback") or {}
+        fb = {k: fb[k] for k in ("is_helpful", "rating", "comment") if fb.get(k) is not None}
+        if fb:
+            feedback.append((doc["message_id"], fb))
+    lines.append("")
+    return "\n".join(lines), list(dict.fromkeys(users)), feedback
+
+
 def _default(value):
     return iso_ms(value) if isinstance(value, datetime) else str(value)
 
@@ -98,8 +120,7 @@ async def export(
         with _open(tmp, path.name.endswith(".gz")) as out:
             writer = Writer(org_id, out, fmt, summary, progress)
             await writer.start()
-            async for thread in _threads(org_id, since, thread_id):
-                await writer.thread(thread)
+            await writer.threads(_threads(org_id, since, thread_id))
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -126,6 +147,42 @@ async def _threads(org_id: str, since: datetime | None, thread_id: str | None):
         yield thread
 
 
+async def _read_ahead(org_id: str, threads: AsyncIterator[Thread]):
+    """Each thread, then its visible messages as stored (the query of
+    `messages.all_messages`) in pages of raw BSON: `(thread, None)`, then `(thread, page)`s.
+    One task reads ahead across threads (boundedly), so the server is never idle while a page
+    is written, not even between two threads."""
+    coll = Message.get_pymongo_collection().with_options(codec_options=RAW)
+    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+
+    async def read() -> None:
+        try:
+            async for thread in threads:
+                await queue.put((thread, None))
+                query = messages_service.visible(org_id, thread.thread_id)
+                cursor = coll.find(query).sort([("seq", 1)]).batch_size(PAGE)
+                try:
+                    while page := await cursor.to_list(PAGE):
+                        await queue.put((thread, page))
+                finally:
+                    await cursor.close()
+        except Exception as error:  # handed to the writer, which raises it in its own task
+            await queue.put(error)
+        else:
+            await queue.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
 class Writer:
     """Writes one export: a header, then each thread in the chosen format."""
 
@@ -149,70 +206,44 @@ class Writer:
                 self.progress(1)
             yield m
 
-    async def thread(self, thread: Thread) -> None:
-        self.summary.threads += 1
+    async def threads(self, threads: AsyncIterator[Thread]) -> None:
         if self.fmt == "native":
-            await self._native(thread)
-        elif self.fmt == "markdown":
-            from chatadmin.admin.transcript import markdown_export  # the admin's, loaded late
+            await self._native(threads)
+            return
+        async for thread in threads:
+            self.summary.threads += 1
+            if self.fmt == "markdown":
+                from chatadmin.admin.transcript import markdown_export  # the admin's, loaded late
 
-            async for chunk in markdown_export(thread, self._messages(thread)):
-                self.out.write(chunk)
-            self.out.write("---\n\n")
-        else:
-            await render.conversation_line(self.fmt, thread, self._messages(thread), self.out)
+                async for chunk in markdown_export(thread, self._messages(thread)):
+                    self.out.write(chunk)
+                self.out.write("---\n\n")
+            else:
+                await render.conversation_line(self.fmt, thread, self._messages(thread), self.out)
 
-    async def _native(self, thread: Thread) -> None:
-        await self._user(thread.user_id)
-        data = thread.model_dump(mode="json", include=THREAD_FIELDS, exclude_none=True)
-        self._event("thread", thread.thread_id, data)
-        feedback = []
-        async for doc in self._stored_messages(thread):
-            if doc.get("user_id"):
-                await self._user(doc["user_id"])
-            data = {k: doc[k] for k in MESSAGE_FIELDS if doc.get(k) is not None}
-            data["created_at"] = iso_ms(doc["created_at"])
-            self._event("message", doc["message_id"], data)
-            fb = doc.get("feedback") or {}
-            fb = {k: fb[k] for k in ("is_helpful", "rating", "comment") if fb.get(k) is not None}
-            if fb:
-                feedback.append((doc["message_id"], fb))
-                if len(feedback) >= 1000:  # bounded: written as they come, after their messages
-                    self._feedback(feedback)
+    async def _native(self, threads: AsyncIterator[Thread]) -> None:
+        feedback: list = []
+        async for thread, page in _read_ahead(self.org_id, threads):
+            if page is None:  # a thread begins
+                self._feedback(feedback)
+                self.summary.threads += 1
+                await self._user(thread.user_id)
+                data = thread.model_dump(mode="json", include=THREAD_FIELDS, exclude_none=True)
+                self._event("thread", thread.thread_id, data)
+                continue
+            # Decoding and encoding run beside the event loop, which meanwhile reads the next
+            # page from the server: the two overlap instead of taking turns.
+            lines, users, found = await asyncio.to_thread(native_page, page)
+            for user_id in users:
+                await self._user(user_id)
+            self.out.write(lines)
+            self.summary.messages += len(page)
+            if self.progress is not None:
+                self.progress(len(page))
+            feedback += found
+            if len(feedback) >= 1000:  # bounded: written as they come, after their messages
+                self._feedback(feedback)
         self._feedback(feedback)
-
-    async def _stored_messages(self, thread: Thread) -> AsyncIterator[dict]:
-        """A thread's visible messages as stored (the query of `messages.all_messages`), read
-        as raw BSON: decoding is done in C, and keys are unescaped only in the documents that
-        hold an escaped key, which is far faster than building a model per message."""
-        coll = Message.get_pymongo_collection().with_options(codec_options=RAW)
-        query = messages_service.visible(self.org_id, thread.thread_id)
-        cursor = coll.find(query).sort([("seq", 1)]).batch_size(PAGE)
-        pages: asyncio.Queue = asyncio.Queue(maxsize=2)  # the server reads ahead, boundedly
-
-        async def read() -> None:
-            try:
-                while page := await cursor.to_list(PAGE):
-                    await pages.put(page)
-            finally:
-                await pages.put(None)
-
-        reader = asyncio.create_task(read())
-        try:
-            while (page := await pages.get()) is not None:
-                for raw in page:
-                    doc = bson.decode(raw.raw, codec_options=DECODE)
-                    if any(mark in raw.raw for mark in ESCAPED):
-                        doc = unescape_keys(doc)
-                    self.summary.messages += 1
-                    yield doc
-                if self.progress is not None:
-                    self.progress(len(page))
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
-            await cursor.close()
 
     def _feedback(self, pending: list) -> None:
         for mid, data in pending:

@@ -11,7 +11,7 @@ import pytest
 from chatadmin.exceptions import NotFound
 from chatadmin.models import Message
 from chatadmin.services import messages
-from chatadmin.transfer import export
+from chatadmin.transfer import export, exporter
 from tests.factories import make_thread
 from tests.transfer.conftest import run_import
 
@@ -90,4 +90,50 @@ async def test_markdown_export_escapes_html_fences_and_unsafe_links(tmp_path):
 async def test_an_unknown_thread_is_not_found_and_leaves_no_file(tmp_path):
     with pytest.raises(NotFound):
         await export("org-a", tmp_path / "x.jsonl", thread_id="nope")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_native_export_reads_ahead_across_pages_and_threads_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "PAGE", 3)  # several pages a thread, and the read-ahead fills
+    for tid in ("ta", "tb", "tc"):
+        await make_thread("org-a", f"u-{tid}", tid)
+        for i in range(7):
+            await messages.append_message("org-a", tid, role="user", content=f"{tid} {i}")
+    await messages.set_feedback("org-a", await first_id("tb"), is_helpful=True)
+    path = tmp_path / "all.jsonl"
+    done = await export("org-a", path)
+    assert (done.threads, done.messages, done.users) == (3, 21, 3)
+    events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    kinds = [(e["type"], e["data"].get("thread_id", e["id"])) for e in events]
+    expected = []
+    for tid in ("ta", "tb", "tc"):
+        expected += [("user", f"u-{tid}"), ("thread", tid)] + [("message", tid)] * 7
+        if tid == "tb":
+            expected.append(("feedback", await first_id("tb")))
+    assert kinds == expected
+    texts = [e["data"]["content"] for e in events if e["type"] == "message"]
+    assert texts[7:14] == [[{"type": "text", "text": f"tb {i}"}] for i in range(7)]
+
+
+async def first_id(thread_id: str) -> str:
+    doc = await Message.find_one({"org_id": "org-a", "thread_id": thread_id, "seq": 0})
+    return doc.message_id
+
+
+async def test_a_read_that_fails_mid_export_raises_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(exporter, "PAGE", 2)
+    for tid in ("ta", "tb"):
+        await make_thread("org-a", "u1", tid)
+        for i in range(5):
+            await messages.append_message("org-a", tid, role="user", content=str(i))
+    visible = messages.visible
+
+    def failing(org_id, thread_id):
+        if thread_id == "tb":
+            raise RuntimeError("the database went away")
+        return visible(org_id, thread_id)
+
+    monkeypatch.setattr(exporter.messages_service, "visible", failing)
+    with pytest.raises(RuntimeError, match="went away"):
+        await export("org-a", tmp_path / "x.jsonl")
     assert list(tmp_path.iterdir()) == []
