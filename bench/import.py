@@ -174,7 +174,8 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
     """Generate, import, the raw baseline and export, on a server of its own under `work`."""
     server = database_server(args.server, work / "db")
     try:
-        settings = settings_for(server.uri, "bench_import")
+        # as `manage.py import` and `export` run: commands wait as long as the server needs
+        settings = settings_for(server.uri, "bench_import", chatadmin_mongo_timeout_ms=0)
         database = await open_database(settings)
         source = work / "native.jsonl"
         began = time.perf_counter()

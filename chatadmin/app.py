@@ -24,6 +24,7 @@ from starlette.templating import Jinja2Templates
 
 from chatadmin import __version__, api, background
 from chatadmin.admin import mount_admin
+from chatadmin.api.gate import WriteGate
 from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.middleware import (
@@ -89,6 +90,7 @@ async def readiness(request: Request) -> tuple[int, dict]:
         "db_name": database.db.name,
     }
     body["spool"] = request.app.state.spool.status()
+    body["writes"] = request.app.state.write_gate.status()
     if mongo == "ok":  # writes that died half-way, waiting for their repair
         body["repairs_pending"] = await _check_value(
             repair.pending(request.app.state.settings.chatadmin_repair_after_s)
@@ -203,6 +205,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.limiter = RateLimiter(app.state.realtime, settings)
     app.state.outage = Outage()
+    timeout_ms = settings.chatadmin_mongo_timeout_ms
+    app.state.write_gate = WriteGate(
+        settings.chatadmin_write_concurrency, timeout_ms / 1000 if timeout_ms else None
+    )
     app.state.spool = Spool(settings.spool_dir(), settings.chatadmin_spool_max_bytes)
     mount_admin(app, settings, app.state.redis)
     app.state.templates = Jinja2Templates(directory=TEMPLATES_DIR)

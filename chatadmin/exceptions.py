@@ -77,6 +77,12 @@ class Unavailable(ChatAdminError):
         self.headers = {"Retry-After": str(retry_after)} if retry_after else None
 
 
+class Busy(Unavailable):
+    """Every write turn of this process is taken (the write gate); `headers` say when to retry."""
+
+    code = "busy"
+
+
 class RateLimited(ChatAdminError):
     """Too many requests in a window; `headers` say the limit, what is left and when it resets."""
 

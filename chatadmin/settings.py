@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # MongoDB connections per app process: requests beyond them wait (up to the timeout)
     # instead of piling onto a slow database.
     chatadmin_mongo_pool_size: int = Field(default=32, ge=1, le=1000)
+    # Heavy writes (ingest, message appends, imports) one app process runs at a time; the
+    # others wait in the app, up to the MongoDB timeout, then get 503 `busy` (api/gate.py).
+    chatadmin_write_concurrency: int = Field(default=8, ge=1, le=1000)
     chatadmin_sse_heartbeat_s: float = Field(default=15.0, gt=0, le=60)
 
     chatadmin_cache_ttl_seconds: int = 24 * 3600

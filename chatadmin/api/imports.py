@@ -139,5 +139,6 @@ ENDPOINTS = [
         body=ImportBody,
         response=ImportOut,
         also=(207,),
+        gated=True,
     ),
 ]

@@ -77,5 +77,6 @@ ENDPOINTS = [
         response=BatchOut,
         also=(207, 202),
         spools=True,
+        gated=True,
     ),
 ]

@@ -39,7 +39,7 @@ ERROR_TEXT = {
     415: "Body is not JSON",
     422: "Invalid input",
     429: "Rate limit reached (see Retry-After and the X-RateLimit-* headers)",
-    503: "Database unavailable",
+    503: "Database unavailable, or (a heavy write) every write turn taken: retry later",
 }
 
 

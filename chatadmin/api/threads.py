@@ -278,6 +278,7 @@ ENDPOINTS = [
         status=201,
         errors=(401, 403, 404, 409, 413, 415, 422),
         spools=True,
+        gated=True,
         spooled=SpooledMessageOut,
     ),
     Endpoint(
