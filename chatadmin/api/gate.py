@@ -15,9 +15,17 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from starlette.requests import Request
+
 from chatadmin.exceptions import Busy
 
 RETRY_AFTER_S = 1
+
+
+def write_turn(request: Request) -> contextlib.AbstractAsyncContextManager[None]:
+    """A turn of the app's write gate, for a door's database work (taken after its body was
+    read and checked: a request the app refuses anyway never waits for a turn)."""
+    return request.app.state.write_gate.turn()
 
 
 class WriteGate:

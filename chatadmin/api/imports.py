@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from chatadmin.api.auth import actor
+from chatadmin.api.gate import write_turn
 from chatadmin.api.http import read_body, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.exceptions import BadRequest, Invalid, TooLarge, UnsupportedMediaType
@@ -115,7 +116,8 @@ async def import_file(request: Request) -> Response:
         max_batch=settings.chatadmin_max_batch,
         max_message_bytes=settings.chatadmin_max_message_bytes,
     )
-    summary = await Importer(options).run(source)
+    async with write_turn(request):
+        summary = await Importer(options).run(source)
     out = summary.as_dict()
     if summary.errors and not summary.imported and not summary.skipped:
         details = out["errors"][:20]
@@ -139,6 +141,5 @@ ENDPOINTS = [
         body=ImportBody,
         response=ImportOut,
         also=(207,),
-        gated=True,
     ),
 ]

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from chatadmin.api import spooling
 from chatadmin.api.auth import actor
+from chatadmin.api.gate import write_turn
 from chatadmin.api.http import read_json, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.exceptions import TooLarge
@@ -39,7 +40,8 @@ async def ingest_batch(request: Request) -> Response:
     try:
         if outage.down:
             return spool_batch(request, state, body.events)
-        results = await ingest(state, body.events)
+        async with write_turn(request):
+            results = await ingest(state, body.events)
     except DATABASE_DOWN:
         outage.failed()
         # Whatever part of the batch went in is written again, unchanged, when it is replayed.
@@ -77,6 +79,5 @@ ENDPOINTS = [
         response=BatchOut,
         also=(207, 202),
         spools=True,
-        gated=True,
     ),
 ]

@@ -36,4 +36,3 @@ class Endpoint:
     many: bool = False  # the response is a page: {"items": [response], "next_cursor"}
     spools: bool = False  # MongoDB down: the write goes to the durable spool (202), not a 503
     spooled: type[BaseModel] | None = None  # the 202 body, when it differs from `response`
-    gated: bool = False  # a heavy write: waits for a turn at the write gate (`api/gate.py`)

@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from chatadmin.api import limits, spooling
 from chatadmin.api.auth import actor, record
+from chatadmin.api.gate import write_turn
 from chatadmin.api.http import has_body, no_content, path_id, read_json, read_query, respond
 from chatadmin.api.spec import Endpoint
 from chatadmin.clock import utcnow
@@ -117,11 +118,12 @@ async def append_message(request: Request) -> Response:
     try:
         if outage.down:
             return spool_message(request, thread_id, body)
-        owner = body.user_id or await limits.thread_owner(request, key.org_id, thread_id)
-        await limits.count_message(request, key.org_id, owner)
-        message = await messages.append_message(
-            key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
-        )
+        async with write_turn(request):
+            owner = body.user_id or await limits.thread_owner(request, key.org_id, thread_id)
+            await limits.count_message(request, key.org_id, owner)
+            message = await messages.append_message(
+                key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
+            )
     except DATABASE_DOWN:
         outage.failed()
         return spool_message(request, thread_id, body)
@@ -278,7 +280,6 @@ ENDPOINTS = [
         status=201,
         errors=(401, 403, 404, 409, 413, 415, 422),
         spools=True,
-        gated=True,
         spooled=SpooledMessageOut,
     ),
     Endpoint(

@@ -46,6 +46,14 @@ async def test_writes_past_the_turns_wait_then_get_busy_and_reads_go_on(app, cli
         "/api/v1/threads/t1/messages", json={"role": "user", "content": "x"}, headers=h
     )
     error(append, 503, "busy")
+    broken = await client.post(  # refused for what it is, without waiting for a turn
+        "/api/v1/ingest", content=b'{"events": [', headers={**h, "content-type": "application/json"}
+    )
+    error(broken, 400, "bad_request")
+    unknown = await client.post(
+        "/api/v1/threads/t1/messages", json={"role": "user", "content": "x", "seq": 3}, headers=h
+    )
+    error(unknown, 422, "invalid")
     listed = await client.get("/api/v1/threads", headers=h)  # a read: never gated
     assert listed.status_code == 200, listed.text
     assert gate.status()["refused"] == 2
