@@ -497,6 +497,7 @@ class Target:
 
 
 MAX_ATTEMPTS = 60
+PROBE_BUSY_TRIES = 30  # a probe (or hostile request) the write gate turned away: sent again
 
 
 async def post(http: httpx.AsyncClient, batch: Batch, seconds: float) -> tuple[str, int, dict]:
@@ -1472,8 +1473,13 @@ class Probe:
         self.ledger.sent |= batch.messages
         async with self.target.client() as http:
             presence = (await http.get(f"{API}/presence/{PROBE_USER}")).status_code
-            r = await http.post(f"{API}/ingest", content=batch.body)
-        self.ledger.http[str(r.status_code)] += 1
+            for _ in range(PROBE_BUSY_TRIES):  # `busy` refuses the whole batch: sent again
+                r = await http.post(f"{API}/ingest", content=batch.body)
+                busy = r.status_code == 503 and '"busy"' in r.text
+                self.ledger.http[f"{r.status_code}{' busy' if busy else ''}"] += 1
+                if not busy:
+                    break
+                await asyncio.sleep(float(r.headers.get("retry-after", "1")))
         if r.status_code in (200, 207):
             absorb(self.ledger, batch, r.status_code, r.json())
         codes = Counter(x["status"] for x in r.json().get("results", []))
@@ -1717,10 +1723,15 @@ class Hostile:
         loose = case.id in NOT_ON_A_SOCKET
         try:
             client = self.raw if "Content-Length" in case.headers else http
-            try:
-                r = await self.corpus.send(client, self.world, self.limits, case)
-            except httpx.LocalProtocolError:  # a header httpx will not send (`Bearer `): raw
-                r = await self.corpus.send(self.raw, self.world, self.limits, case)
+            for _ in range(PROBE_BUSY_TRIES):  # turned away by the write gate: sent again
+                try:
+                    r = await self.corpus.send(client, self.world, self.limits, case)
+                except httpx.LocalProtocolError:  # a header httpx will not send (`Bearer `)
+                    client = self.raw
+                    r = await self.corpus.send(client, self.world, self.limits, case)
+                if not (r.status_code == 503 and '"busy"' in r.text):
+                    break
+                await asyncio.sleep(float(r.headers.get("retry-after", "1")))
         except (httpx.HTTPError, OSError, TimeoutError, ValueError, IndexError) as exc:
             return ("" if loose else f"no answer ({type(exc).__name__}: {exc})"), 0
         try:

@@ -13,6 +13,7 @@ believed only from the addresses in `CHATADMIN_TRUSTED_PROXIES`, none by default
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import time
@@ -45,8 +46,11 @@ async def _drain(receive: Receive, declared: int | None = None) -> None:
         return  # too much to wait for: the client gets the 413 if it reads before it writes
     deadline = time.monotonic() + DRAIN_MAX_S
     drained = 0
-    while drained <= DRAIN_MAX_BYTES and time.monotonic() < deadline:
-        msg = await receive()
+    while drained <= DRAIN_MAX_BYTES and (left := deadline - time.monotonic()) > 0:
+        try:  # a client that declared more than it sends is not waited for past the deadline
+            msg = await asyncio.wait_for(receive(), left)
+        except TimeoutError:
+            return
         if msg["type"] != "http.request":
             return
         drained += len(msg.get("body", b""))

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from chatadmin.middleware import DRAIN_MAX_S
 from chatadmin.testservers import AppServer
 
 # The HTTP protocol in front of the app does not depend on the database server under it.
@@ -127,6 +128,25 @@ def test_a_client_that_sends_its_whole_oversized_body_first_reads_the_413(server
         )  # fmt: skip
         assert response.status_code == 413
         assert response.json()["error"]["code"] == "too_large"
+
+
+def test_a_client_that_declares_more_than_it_sends_gets_the_413_within_the_drain_bound(server):
+    # Headers that announce a body over the limit, a few bytes of it, and then silence: the
+    # server stops waiting for the rest after DRAIN_MAX_S, answers 413 and closes.
+    head = (
+        b"POST /api/v1/threads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 6000000\r\n\r\n{"title": '
+    )
+    with socket.create_connection(("127.0.0.1", server["port"]), timeout=30) as s:
+        started = time.monotonic()
+        s.sendall(head)
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+        waited = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "too_large"
+    assert waited < DRAIN_MAX_S + 5, waited
 
 
 @pytest.mark.parametrize(
