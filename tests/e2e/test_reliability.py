@@ -12,9 +12,11 @@ Full size: `.venv/bin/python bench/reliability.py --messages 100000` (see its do
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 
 import pytest
+from pymongo import MongoClient
 
 from bench.reliability import (
     SCENARIOS,
@@ -80,7 +82,23 @@ def told(report: Report, stack: Stack) -> str:
     if report.ok:
         return report.render()
     lines = [line for line in stack.app.log().splitlines() if " INFO " not in line]
-    return report.render() + "\n-- app log, last lines --\n" + "\n".join(lines[-80:])
+    return (
+        report.render()
+        + f"\n-- the database server, pinged now on a new connection: {direct_ping(stack)}"
+        + "\n-- app log, last lines --\n"
+        + "\n".join(lines[-80:])
+    )
+
+
+def direct_ping(stack: Stack) -> str:
+    """Whether the database server answers a fresh client (the app's pool aside), and how fast."""
+    started = time.monotonic()
+    try:
+        with MongoClient(stack.uri, serverSelectionTimeoutMS=5000, socketTimeoutMS=5000) as c:
+            c.admin.command("ping")
+        return f"answered in {time.monotonic() - started:.2f} s"
+    except Exception as exc:  # a report line, whatever went wrong
+        return f"no answer after {time.monotonic() - started:.2f} s ({type(exc).__name__})"
 
 
 async def test_a_load_with_retries_stores_every_event_once_with_counters_in_step(stack):
