@@ -11,7 +11,11 @@ the same collection in the same run:
   lookup by `{_id: {$in}}` (what `TenantDocument.keyed` sends);
 - 200 upserts filtered by `{org_id, message_id}` (one bulk write), against the same by `_id`;
 - 200 `find_one_and_update` by `_id`, against 200 conditional updates by `_id` in one bulk
-  write (how seqs are reserved on many threads).
+  write (how seqs are reserved on many threads);
+- the same conditional updates with a status condition written as `{$in: [two values]}`,
+  against `{$ne: third value}` (`LIVE_FILTER`, what the reservations send);
+- a `$addToSet` of 130 names (`$each`) into one small document, against a `$set` of the
+  merged list (how a write's journal record names its threads).
 
 It prints each shape's p50 per size and how it grew from the first size to the last; the goal
 of the product's shapes: flat (<= 1.5x) as the collection grows.
@@ -50,7 +54,12 @@ SHAPES = {  # shape -> (what the product sends instead, or None for the product'
     "upserts by _id (200)": None,
     "find_one_and_update by _id (200)": "conditional bulk update by _id (200)",
     "conditional bulk update by _id (200)": None,
+    "... and status $in (200)": "... and status $ne (200)",
+    "... and status $ne (200)": None,
+    "$addToSet $each of 130 names": "$set of the list of 130 names",
+    "$set of the list of 130 names": None,
 }
+NAMES = 130
 
 
 async def grow(coll, ids: list[str], upto: int, rng: random.Random) -> None:
@@ -61,7 +70,7 @@ async def grow(coll, ids: list[str], upto: int, rng: random.Random) -> None:
             mid = uuid.UUID(int=rng.getrandbits(128)).hex
             ids.append(mid)
             batch.append({"_id": doc_key(ORG, mid), "org_id": ORG, "message_id": mid,
-                          "n": 0, "text": "x" * 400})  # fmt: skip
+                          "n": 0, "status": "active", "text": "x" * 400})  # fmt: skip
         await coll.insert_many(batch, ordered=False)
 
 
@@ -88,6 +97,20 @@ async def once(coll, shape: str, ids: list[str], rng: random.Random) -> float:
             await coll.find_one_and_update({"_id": doc_key(ORG, m), "org_id": ORG},
                                            {"$inc": {"n": 1}}, projection={"n": 1},
                                            return_document=ReturnDocument.AFTER)  # fmt: skip
+    elif shape.startswith("... and status"):
+        status = {"$in": ["active", "archived"]} if "$in" in shape else {"$ne": "deleted"}
+        await coll.bulk_write([UpdateOne({"_id": doc_key(ORG, m), "org_id": ORG,
+                                          "status": status}, {"$inc": {"n": 1}})
+                               for m in some], ordered=False)  # fmt: skip
+    elif shape.endswith("130 names"):
+        names = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(NAMES)]
+        key = {"_id": f"journal-{uuid.uuid4().hex}"}
+        await coll.insert_one({**key, "names": names[:5]})
+        if shape.startswith("$addToSet"):
+            await coll.update_one(key, {"$addToSet": {"names": {"$each": names}}})
+        else:
+            await coll.update_one(key, {"$set": {"names": sorted(set(names))}})
+        await coll.delete_one(key)
     else:
         found = {
             d["_id"]: d["n"]

@@ -63,10 +63,9 @@ class Effects:
         if more or others:
             self.journal.users = sorted({*self.journal.users, *more})
             self.journal.threads = sorted({*self.journal.threads, *others})
-            change["$addToSet"] = {
-                "users": {"$each": sorted(more)},
-                "threads": {"$each": sorted(others)},
-            }
+            # Only this writer changes its record, so it sets the whole lists: nx-27017 spends
+            # ~8 ms on an `$addToSet` of a batch's ~130 threads, 0.2 ms on a `$set`.
+            change["$set"] = {"users": self.journal.users, "threads": self.journal.threads}
         if earlier:
             self.journal.first_day_ms = first
             change["$min"] = {"first_day_ms": first}

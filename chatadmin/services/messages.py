@@ -29,7 +29,13 @@ from chatadmin.models.blocks import coerce_content, render_text
 from chatadmin.models.jsonfield import unescape_keys
 from chatadmin.models.message import AiMetadata, Feedback, MessageOut
 from chatadmin.models.size import document_size
-from chatadmin.models.thread import CLAIMS_KEPT, LIVE_STATUSES, MESSAGE_PAGE_BYTES, MESSAGE_PAGE_MAX
+from chatadmin.models.thread import (
+    CLAIMS_KEPT,
+    LIVE_FILTER,
+    LIVE_STATUSES,
+    MESSAGE_PAGE_BYTES,
+    MESSAGE_PAGE_MAX,
+)
 from chatadmin.realtime import events
 from chatadmin.services import analytics
 from chatadmin.services.claims import claim_of, reserved_seqs
@@ -237,7 +243,7 @@ def _reservation(org_id: str, thread_id: str, next_seq: int, msgs: list[Message]
         {
             **Thread.key_of(org_id, thread_id),
             "thread_id": thread_id,
-            "status": {"$in": LIVE_STATUSES},
+            "status": LIVE_FILTER,
             "next_seq": next_seq,
         },
         {
@@ -290,7 +296,7 @@ async def _reserve(
         doc = await threads.find_one_and_update(
             {
                 **Thread.key_of(org_id, thread_id),
-                "status": {"$in": LIVE_STATUSES},
+                "status": LIVE_FILTER,
                 "recent_claims": {"$nin": claims},
             },
             {

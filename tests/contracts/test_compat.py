@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 
 from chatadmin.clock import to_ms, utcnow
 from chatadmin.models import DOCUMENT_MODELS, Message, Thread
+from chatadmin.models.thread import LIVE_FILTER, LIVE_STATUSES, THREAD_STATUSES
 from chatadmin.seed import seed
 from chatadmin.services import threads
 
@@ -100,6 +101,17 @@ async def test_in_on_id_finds_string_ids_on_every_server(coll):
     await coll.insert_many([{"_id": f"acme~m{i}", "org_id": "acme"} for i in range(5)])
     query = {"_id": {"$in": ["acme~m1", "acme~m3", "acme~nope"]}, "org_id": "acme"}
     assert sorted(d["_id"] for d in await coll.find(query).to_list()) == ["acme~m1", "acme~m3"]
+
+
+async def test_the_live_filter_selects_the_live_statuses(coll):
+    """Seq reservations filter by `LIVE_FILTER` (`$ne`), cheaper on nx-27017 than `$in`."""
+    await coll.insert_many([{"_id": s, "status": s} for s in THREAD_STATUSES])
+    by_in = await coll.find({"status": {"$in": LIVE_STATUSES}}).to_list()
+    by_ne = await coll.find({"status": LIVE_FILTER}).to_list()
+    assert sorted(d["_id"] for d in by_ne) == sorted(d["_id"] for d in by_in) == LIVE_STATUSES
+    for status in THREAD_STATUSES:
+        done = await coll.update_one({"_id": status, "status": LIVE_FILTER}, {"$inc": {"n": 1}})
+        assert done.modified_count == (status in LIVE_STATUSES)
 
 
 async def test_concurrent_find_one_and_update_inc_hands_out_distinct_values(coll):

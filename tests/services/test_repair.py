@@ -5,11 +5,14 @@ seqs that a retry of the same messages fills in, without a gap or a second count
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from chatadmin.clock import now_ms
+from chatadmin.clock import day_start, now_ms, to_ms
 from chatadmin.models import DailyAnalytics, Message, Thread, User, WriteJournal
 from chatadmin.services import analytics, audit, messages, repair, rollup
+from chatadmin.services.effects import Effects
 from chatadmin.services.ingest import Batch, EventIn, ingest
 from tests.factories import make_user
 
@@ -40,6 +43,19 @@ async def test_a_write_that_ends_leaves_no_journal_record():
     await make_user("org-a", "u1")
     assert await send(said("m1"), said("m2", "t2")) == ["created", "created"]
     await messages.append_message("org-a", "t1", role="user", content="hi", user_id="u1")
+    assert await journal() == []
+
+
+async def test_a_journal_record_grows_to_name_everything_its_write_touches():
+    effects = Effects("org-a")
+    later, earlier = datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 3, 1, 9, tzinfo=UTC)
+    await effects.begin(["u2", None], [later], ["t2"])
+    await effects.begin(["u1", "u2"], [earlier], ["t3", "t1", "t2"])
+    await effects.begin(["u1"], [later], ["t1"])  # nothing new: no write
+    [record] = await journal()
+    assert record.users == ["u1", "u2"] and record.threads == ["t1", "t2", "t3"]
+    assert record.first_day_ms == to_ms(day_start(earlier))
+    await effects.flush()
     assert await journal() == []
 
 
