@@ -125,10 +125,13 @@ def id_key(entry_id: str) -> tuple[int, int] | None:
 
 async def replay(realtime: Realtime, org_id: str, thread_id: str, after: str) -> list[Event] | None:
     """The events after `after`, in order; None when some of them are gone (older than an hour,
-    or trimmed by length): the client must then reload."""
+    trimmed by length, or dropped by the in-process stand-in's bound): the client must then
+    reload."""
     pos = id_key(after)
     if pos is None or pos[0] < time.time() * 1000 - RETENTION_MS:
         return None
+    if realtime.in_process and pos < id_key(realtime.store.evicted_through):
+        return None  # the stand-in dropped entries after it for its memory bound
     key = realtime.key(keys.queue(org_id, thread_id))
     first = await realtime.run(lambda c: c.xrange(key, "-", "+", count=1))
     if first and id_key(_event(*first[0]).id) > pos:

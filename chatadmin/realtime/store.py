@@ -1,12 +1,16 @@
 """The Redis connection, or an in-process stand-in when `REDIS_URL` is unset.
 
 The stand-in keeps the same few commands in one process's memory (with expiry), so a single
-process works without Redis; a warning says that real-time state is then per-process.
+process works without Redis; a warning says that real-time state is then per-process. Its
+streams hold at most `STREAM_ENTRIES` entries in all, the oldest dropped first: Redis keeps an
+hour of every conversation's events, which in a process's memory would grow with the traffic
+(an hour at 1,000 messages a second is 3.6 million events).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import fnmatch
 import logging
 import time
@@ -21,18 +25,23 @@ from chatadmin.settings import Settings, redact_url
 
 log = logging.getLogger("chatadmin.realtime")
 
+STREAM_ENTRIES = 20_000  # entries of all the stand-in's streams together
+
 
 class InProcessStore:
     """A per-process key-value store with expiry that answers the Redis commands we use."""
 
     kind = "in-process"
 
-    def __init__(self) -> None:
+    def __init__(self, stream_entries: int = STREAM_ENTRIES) -> None:
         self._data: dict[str, Any] = {}
         self._expires: dict[str, float] = {}
         self._seq = 0  # stream ids: ms-seq, increasing within the process
         self._last_ms = 0
         self._appended = asyncio.Event()
+        self._stream_entries = stream_entries
+        self._appends: collections.deque[tuple[str, str]] = collections.deque()  # (key, id)
+        self.evicted_through = "0-0"  # the newest entry dropped for the bound (ids are ordered)
 
     def _live(self, key: str) -> bool:
         exp = self._expires.get(key)
@@ -156,9 +165,24 @@ class InProcessStore:
         if maxlen is not None and len(entries) > maxlen:
             del entries[: len(entries) - maxlen]
         self._data[key] = entries
+        self._appends.append((key, entry_id))
+        self._bound_streams()
         self._appended.set()
         self._appended = asyncio.Event()
         return entry_id.encode()
+
+    def _bound_streams(self) -> None:
+        """Drop the oldest entries of all streams beyond `stream_entries`. Appends are recorded
+        in order; one whose entry is gone already (trimmed, deleted, expired) is skipped."""
+        while len(self._appends) > self._stream_entries:
+            key, entry_id = self._appends.popleft()
+            entries = self._data.get(key)
+            if isinstance(entries, list) and entries and entries[0][0] == entry_id:
+                del entries[0]
+                self.evicted_through = entry_id
+                if not entries:
+                    self._data.pop(key, None)
+                    self._expires.pop(key, None)
 
     async def xrange(self, key: str, min: str = "-", max: str = "+", count: int | None = None):
         entries = self._data[key] if self._live(key) else []

@@ -80,3 +80,36 @@ async def test_the_admin_realtime_snapshot_reads_the_in_process_store(hub):
     assert seen["queues"] == [{"org": "o", "thread": "t1", "events": 1}]
     everyone = await snapshot(hub, None)
     assert {x["user"] for x in everyone["presence"]} == {"u1", "u9"}
+
+
+async def test_the_in_process_streams_keep_the_newest_entries_within_their_bound():
+    store = InProcessStore(stream_entries=5)
+
+    async def add(key: str, n: str, minid: str | None = None) -> str:
+        return (await store.xadd(key, {"n": n}, minid=minid)).decode()
+
+    for n in ("a0", "a1", "a2", "a3", "b0"):
+        await add(f"q:{n[0]}", n)
+    await add("q:b", "b2", minid=await add("q:b", "b1"))  # b0 trimmed by its stream: a0, a1 go
+    for n in ("c0", "c1", "c2", "c3"):  # a2, a3 go (and their stream), b0 was gone, b1 goes
+        await add("q:c", n)
+    assert sorted(await store.keys("q:*")) == [b"q:b", b"q:c"]
+    kept = {k: [f[b"n"].decode() for _, f in await store.xrange(k)] for k in ("q:b", "q:c")}
+    assert kept == {"q:b": ["b2"], "q:c": ["c0", "c1", "c2", "c3"]}
+
+
+async def test_a_replay_past_what_the_bound_dropped_tells_the_client_to_reload():
+    hub = Realtime(InProcessStore(stream_entries=2), "chat:")
+    previous = events.install(hub)
+    try:
+        await events.publish("o", "t1", "message.created", {"seq": 0})
+        seen = await events.last_id(hub, "o", "t1")
+        await events.publish("o", "t1", "message.created", {"seq": 1})
+        assert [e.data["seq"] for e in await events.replay(hub, "o", "t1", seen)] == [1]
+        for n in range(2):  # two events elsewhere push both of t1's out
+            await events.publish("o", "t2", "message.created", {"seq": n})
+        assert await events.replay(hub, "o", "t1", seen) is None
+        newest = await events.last_id(hub, "o", "t2")
+        assert await events.replay(hub, "o", "t2", newest) == []
+    finally:
+        events.install(previous)
