@@ -15,7 +15,10 @@ database in-process and applies the migrations, then:
   (d) exports the org back to a native JSONL file, timing it and sampling RSS;
   (e) baseline of (d), same run: the same messages read with PyMongo, thread by thread in seq
       order as the export reads them, as raw BSON that is never decoded: how fast the server
-      can hand them over at all.
+      can hand them over at all;
+  (f) the export's own work without the server: the first `--own-sample` messages of (e),
+      held in memory as raw pages, turned into native lines (`native_page`) and written to a
+      file: how fast the export would run on a server that hands messages over faster.
 
 It prints messages/s of (b), (c) and their ratio (goal: import >= 0.5 x raw insert_many), the
 peak RSS of the import (goal <= 300 MB), the export's messages/s (goal >= 20,000) and its RSS
@@ -60,7 +63,7 @@ from chatadmin.models import Message, Thread  # noqa: E402
 from chatadmin.services import messages as messages_service  # noqa: E402
 from chatadmin.settings import Settings  # noqa: E402
 from chatadmin.testservers import TEST_SERVERS  # noqa: E402
-from chatadmin.transfer import Importer, Options, Source, export  # noqa: E402
+from chatadmin.transfer import Importer, Options, Source, export, exporter  # noqa: E402
 
 ORG = "bench"
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -151,16 +154,30 @@ async def raw_baseline(database: Database, settings: Settings, batch: int) -> tu
     return count, spent
 
 
-async def raw_read() -> tuple[int, float]:
-    """The export's reads alone: each thread's visible messages in seq order, undecoded."""
+async def raw_read(keep: int) -> tuple[int, float, list[list[RawBSONDocument]]]:
+    """The export's reads alone: each thread's visible messages in seq order, undecoded; the
+    first pages, up to `keep` messages, are kept."""
     raw = CodecOptions(document_class=RawBSONDocument)
     coll = Message.get_pymongo_collection().with_options(codec_options=raw)
-    began, count = time.perf_counter(), 0
+    began, count, kept = time.perf_counter(), 0, []
     async for thread in Thread.find({"org_id": ORG}).sort([("created_at_ms", 1)]):
         query = messages_service.visible(ORG, thread.thread_id)
-        cursor = coll.find(query).sort([("seq", 1)]).batch_size(500)
-        while docs := await cursor.to_list(500):
+        cursor = coll.find(query).sort([("seq", 1)]).batch_size(exporter.PAGE)
+        while docs := await cursor.to_list(exporter.PAGE):
+            if count < keep:
+                kept.append(docs)
             count += len(docs)
+    return count, time.perf_counter() - began, kept
+
+
+def own_work(pages: list[list[RawBSONDocument]], path: Path) -> tuple[int, float]:
+    """The export's work on pages already read: native lines, written to `path`."""
+    began, count = time.perf_counter(), 0
+    with open(path, "w", encoding="utf-8") as out:
+        for page in pages:
+            lines, _users, _feedback = exporter.native_page(page)
+            out.write(lines)
+            count += len(page)
     return count, time.perf_counter() - began
 
 
@@ -172,7 +189,7 @@ async def run(args: argparse.Namespace) -> dict:
 
 async def run_in(args: argparse.Namespace, work: Path) -> dict:
     """Generate, import, the raw baseline and export, on a server of its own under `work`."""
-    server = database_server(args.server, work / "db")
+    server = database_server(args.server, work / "db", in_memory=args.in_memory)
     try:
         # as `manage.py import` and `export` run: commands wait as long as the server needs
         settings = settings_for(server.uri, "bench_import", chatadmin_mongo_timeout_ms=0)
@@ -223,11 +240,18 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
             f"{exp_rss.samples[0]:.0f} / peak {max(exp_rss.samples):.0f} / end "
             f"{exp_rss.samples[-1]:.0f} MB"
         )
-        read, read_s = await raw_read()
+        read, read_s, pages = await raw_read(args.own_sample)
         read_rate = read / read_s
         print(
             f"raw read of the same messages: {read_rate:,.0f} messages/s ({read_s:.1f} s); "
             f"export / raw read {export_rate / read_rate:.2f}"
+        )
+        own, own_s = own_work(pages, work / "own.jsonl")
+        own_rate = own / own_s
+        del pages
+        print(
+            f"the export's own work on {own:,} messages already read: {own_rate:,.0f} "
+            f"messages/s ({own_s:.2f} s), one core"
         )
         await database.client.drop_database(settings.mongodb_db_name)
         await database.client.drop_database(settings.mongodb_db_name + "_raw")
@@ -236,7 +260,7 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
         server.stop()
     ratio = import_rate / raw_rate
     figures = {
-        "server": args.server,
+        "server": args.server + (" (in memory)" if args.in_memory else ""),
         "messages": args.messages,
         "per_thread": args.per_thread,
         "batch": args.batch,
@@ -247,6 +271,7 @@ async def run_in(args: argparse.Namespace, work: Path) -> dict:
         "process_max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "export_messages_per_s": round(export_rate),
         "raw_read_messages_per_s": round(read_rate),
+        "export_own_work_messages_per_s": round(own_rate),
         "export_rss_mb": [
             round(exp_rss.samples[0]),
             round(max(exp_rss.samples)),
@@ -277,6 +302,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--per-thread", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000, help="ingest and insert_many batch")
+    parser.add_argument(
+        "--own-sample", type=int, default=50_000, help="messages of (f), held in memory"
+    )
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="SecantusDB in memory (up to about 40,000 messages); on disk it imports slowly",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args()
     # A SIGTERM (a `timeout`, a killed job) unwinds like Ctrl-C: the server is stopped and the

@@ -23,11 +23,11 @@ from chatadmin.settings import Settings
 from chatadmin.testservers import AppServer, start_test_server
 
 
-def database_server(kind: str, data_dir: Path) -> ServerProcess:
-    """A database server of `kind` with its data on disk, as in production: SecantusDB's
-    in-memory mode, which the test suite uses, refuses writes once its 256 MB cache is full
-    (WT_CACHE_FULL at about 40,000 messages)."""
-    return start_test_server(kind, data_dir, persistent=True)
+def database_server(kind: str, data_dir: Path, *, in_memory: bool = False) -> ServerProcess:
+    """A database server of `kind` with its data on disk, as in production, or (`in_memory`)
+    SecantusDB's in-memory mode, which the test suite uses: it refuses writes once its 256 MB
+    cache is full (WT_CACHE_FULL at about 40,000 messages). nx-27017 is always on disk."""
+    return start_test_server(kind, data_dir, persistent=not in_memory)
 
 
 # `AppServer` settings that raise every rate limit out of reach: a benchmark's synthetic users
