@@ -81,13 +81,18 @@ def native_page(page: list[RawBSONDocument]) -> tuple[str, list[str], list[tuple
             users.append(doc["user_id"])
         data = {k: doc[k] for k in MESSAGE_FIELDS if doc.get(k) is not None}
         data["created_at"] = iso_ms(doc["created_at"])
-        lines.append(dumps({"type": "message", "id": doc["message_id"], "data": data}))
+        lines.append(event_line("message", doc["message_id"], data))
         fb = doc.get("feedback") or {}
         fb = {k: fb[k] for k in ("is_helpful", "rating", "comment") if fb.get(k) is not None}
         if fb:
             feedback.append((doc["message_id"], fb))
     lines.append("")
     return "\n".join(lines), list(dict.fromkeys(users)), feedback
+
+
+def event_line(kind: str, rid: str, data: dict) -> str:
+    """One native JSONL event (without its newline)."""
+    return dumps({"type": kind, "id": rid, "data": data})
 
 
 def _default(value):
@@ -264,4 +269,4 @@ class Writer:
         self._event("user", user_id, data)
 
     def _event(self, kind: str, rid: str, data: dict) -> None:
-        self.out.write(dumps({"type": kind, "id": rid, "data": data}) + "\n")
+        self.out.write(event_line(kind, rid, data) + "\n")

@@ -18,6 +18,14 @@ def message(mid: str, thread: str = "t1") -> dict:
                                                     "content": mid, "user_id": "u1"}}  # fmt: skip
 
 
+async def until(condition, seconds: float = 2.0) -> None:
+    """Wait (bounded) until `condition()` holds; the test's assertions say what it expected."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+
+
 async def test_writes_past_the_turns_wait_then_get_busy_and_reads_go_on(app, client, make_key,
                                                                         monkeypatch):  # fmt: skip
     h = await make_key("org-a", "ingest", "read")
@@ -33,10 +41,7 @@ async def test_writes_past_the_turns_wait_then_get_busy_and_reads_go_on(app, cli
     first = asyncio.create_task(
         client.post("/api/v1/ingest", json={"events": [message("m1")]}, headers=h)
     )
-    for _ in range(200):
-        if gate.active:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: gate.active)
     assert gate.status() == {"size": 1, "active": 1, "waiting": 0, "refused": 0}
 
     busy = await client.post("/api/v1/ingest", json={"events": [message("m2")]}, headers=h)
@@ -87,17 +92,11 @@ async def test_a_waiting_write_gets_the_turn_a_finished_one_gives_back(app, clie
     monkeypatch.setattr(ingest_api, "ingest", held)
     post = client.post
     first = asyncio.create_task(post("/api/v1/ingest", json={"events": [message("m1")]}, headers=h))
-    for _ in range(200):
-        if gate.active:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: gate.active)
     second = asyncio.create_task(
         post("/api/v1/ingest", json={"events": [message("m2")]}, headers=h)
     )
-    for _ in range(200):
-        if gate.waiting:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: gate.waiting)
     assert (gate.active, gate.waiting, calls) == (1, 1, ["m1"])  # m2 waits outside the write
     release.set()
     assert (await first).status_code == 200 and (await second).status_code == 200
