@@ -4,6 +4,7 @@ selection timeout on every request; the spool's replay loop probes and clears it
 
 from __future__ import annotations
 
+import logging
 import time
 
 from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionTimeoutError
@@ -14,6 +15,9 @@ from pymongo.errors import ConnectionFailure, ExecutionTimeout, ServerSelectionT
 DATABASE_DOWN = (ConnectionFailure, ServerSelectionTimeoutError, ExecutionTimeout)
 HOLD_S = 2.0
 RETRY_AFTER_S = 5
+WARN_EVERY_S = 60.0
+
+log = logging.getLogger("chatadmin.outage")
 
 
 class Outage:
@@ -21,13 +25,23 @@ class Outage:
 
     def __init__(self) -> None:
         self.down_until = 0.0
+        self.warned_at = -WARN_EVERY_S
 
     @property
     def down(self) -> bool:
         return time.monotonic() < self.down_until
 
-    def failed(self) -> None:
-        self.down_until = time.monotonic() + HOLD_S
+    def failed(self, cause: BaseException | None = None) -> None:
+        """A door met `cause`: hold off for a moment, and say why (at most once a minute)."""
+        now = time.monotonic()
+        if cause is not None and now - self.warned_at >= WARN_EVERY_S:
+            self.warned_at = now
+            log.warning(
+                "MongoDB unreachable (%s: %s): writes go to the spool, reads answer 503",
+                type(cause).__name__,
+                str(cause)[:300],
+            )
+        self.down_until = now + HOLD_S
 
     def recovered(self) -> None:
         self.down_until = 0.0

@@ -39,9 +39,9 @@ async def _verify(token: str, outage: Outage | None = None) -> ApiKey | None:
         return hit[0]
     try:
         key = await accounts.verify_api_key(token)
-    except DATABASE_DOWN:
+    except DATABASE_DOWN as exc:
         if outage is not None:
-            outage.failed()
+            outage.failed(exc)
         if hit and hit[1] - CACHE_SECONDS + STALE_SECONDS > now:
             return hit[0]
         raise

@@ -42,8 +42,8 @@ async def ingest_batch(request: Request) -> Response:
             return spool_batch(request, state, body.events)
         async with write_turn(request):
             results = await ingest(state, body.events)
-    except DATABASE_DOWN:
-        outage.failed()
+    except DATABASE_DOWN as exc:
+        outage.failed(exc)
         # Whatever part of the batch went in is written again, unchanged, when it is replayed.
         return spool_batch(request, state, body.events)
     status = 207 if any(r.status == "error" for r in results) else 200

@@ -124,8 +124,8 @@ async def append_message(request: Request) -> Response:
             message = await messages.append_message(
                 key.org_id, thread_id, max_bytes=settings.chatadmin_max_message_bytes, **fields
             )
-    except DATABASE_DOWN:
-        outage.failed()
+    except DATABASE_DOWN as exc:
+        outage.failed(exc)
         return spool_message(request, thread_id, body)
     summary = {"thread_id": thread_id, "seq": message.seq, "role": message.role}
     await record(request, "message_created", Message, message.message_id, after=summary)

@@ -150,6 +150,6 @@ async def run_forever(spool: Spool, settings: Any, database: Any, outage: Outage
             if stopping():
                 raise asyncio.CancelledError from exc
             if isinstance(exc, DATABASE_DOWN):
-                outage.failed()
+                outage.failed(exc)
             else:  # keep the loop alive; the segment stays for the next round
                 log.exception("spool replay failed")

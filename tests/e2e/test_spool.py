@@ -60,6 +60,7 @@ def test_writes_during_an_outage_are_spooled_and_replayed_exactly_once(tmp_path,
         assert read.status_code == 503 and int(read.headers["retry-after"]) > 0
         ready = httpx.get(f"{base}/readyz", timeout=30).json()
         assert ready["spool"]["segments"] >= 1 and ready["spool"]["bytes"] > 0
+        assert "MongoDB unreachable (" in server.log()  # the operator is told why, once
 
         # 2. MongoDB back: the server replays by itself, no restart.
         mongo = start_test_server(kind, tmp_path / "mongo", data_port, persistent=True)
