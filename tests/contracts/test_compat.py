@@ -390,6 +390,16 @@ async def test_exists_and_null(coll, server_kind):
     assert found == answer(server_kind, mongodb=[1, 3], nx=[3])
 
 
+async def test_null_and_missing_in_equality_and_ne(coll, server_kind):
+    """`{v: null}` matches a null and a missing field everywhere; `{v: {$ne: null}}` skips both
+    on MongoDB but matches the missing one on nx-27017. Rule: no query for a null (a message's
+    optional fields are left out while empty, `Message.SPARSE_FIELDS`)."""
+    await coll.insert_many([{"_id": 1, "v": None}, {"_id": 2}, {"_id": 3, "v": 1}])
+    assert sorted([d["_id"] async for d in coll.find({"v": None})]) == [1, 2]
+    found = sorted([d["_id"] async for d in coll.find({"v": {"$ne": None}})])
+    assert found == answer(server_kind, mongodb=[3], nx=[2, 3])
+
+
 async def test_unique_index_and_missing_values(coll, server_kind):
     """MongoDB indexes a missing field as null (a second one is a duplicate); nx-27017 lets
     both in. Rule: unique fields are always present (`email_key` falls back to the user id)."""

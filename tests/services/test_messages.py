@@ -197,3 +197,27 @@ async def test_feedback_replaces_and_analytics_count_the_difference():
     assert day.rating_sum == 2 and day.rating_count == 1 and day.comment_count == 0
     with pytest.raises(NotFound):
         await messages.set_feedback("org-b", m.message_id, is_helpful=True)
+
+
+async def test_a_new_message_stores_only_the_optional_fields_that_hold_something():
+    t = (await _thread()).thread_id
+    plain = await messages.append_message("org-a", t, role="user", content="hi", user_id="u1")
+    answer = await messages.append_message(
+        "org-a", t, role="assistant", content="hello",
+        ai_metadata={"model": "m1", "total_tokens": 7}, metadata={"k": "v"},
+    )  # fmt: skip
+    coll = Message.get_pymongo_collection()
+    stored = await coll.find_one({"_id": plain.id})
+    assert not set(Message.SPARSE_FIELDS) & set(stored)
+    assert stored["deleted"] is False and stored["has_error"] is False and stored["seq"] == 0
+    full = await coll.find_one({"_id": answer.id})
+    assert full["ai_metadata"] == {"model": "m1", "input_tokens": 0, "output_tokens": 0,
+                                   "total_tokens": 7}  # fmt: skip
+    assert full["metadata"] == {"k": "v"} and "feedback" not in full
+    read = await Message.find_one({"_id": plain.id})  # the defaults come back on reading
+    assert read.feedback is None and read.references == [] and read.metadata == {}
+    page = await messages.list_messages("org-a", t)
+    first, second = page.items
+    assert (first.ai_metadata, first.metadata, second.ai_metadata.total_tokens) == (None, {}, 7)
+    await messages.set_feedback("org-a", plain.message_id, is_helpful=True)
+    assert (await coll.find_one({"_id": plain.id}))["feedback"]["is_helpful"] is True
