@@ -4,14 +4,13 @@
 The export reads each thread's messages in seq order, and on nx-27017 that read is the export's
 ceiling (docs/benchmarks.md, "Import and export"). nx-27017's cost per document grows with its
 number of values: it decodes each stored document from JSON, walks every value, and encodes
-BSON. A message as the product stores it today carries every optional field, most of them null
-or empty. This script measures what leaving those out would save, before anyone changes what
-the product stores:
+BSON. A message used to be stored with every optional field, most of them null or empty; a new
+one now leaves them out (`Message.SPARSE_FIELDS`). This script measures what that saves:
 
 - builds `--messages` messages with the product's own `build_message` (threads of 1,000, half
-  assistant turns with AI metadata), stored as `storage_fields()` gives them ("as stored");
-- inserts the same documents into a second collection without their null and empty values
-  (top level and one level down) and without an empty `search_terms` ("sparse");
+  assistant turns with AI metadata), stored with every field ("full", as before);
+- inserts the same messages as the product stores them now into a second collection
+  ("sparse": `Message.storage_fields()`);
 - reads both back `--repeats` times, alternately, as the export does (thread by thread, visible
   messages in seq order, raw BSON never decoded) and prints messages/s of each.
 
@@ -39,6 +38,8 @@ from bench.common.cli import add_run_args, parse, run_main  # noqa: E402
 from bench.common.data import WORDS  # noqa: E402
 from bench.common.report import say  # noqa: E402
 from bench.common.servers import database_server, open_database, scratch, settings_for  # noqa: E402
+from chatadmin.models import Message  # noqa: E402
+from chatadmin.models.base import TenantDocument  # noqa: E402
 from chatadmin.services.messages import build_message, visible  # noqa: E402
 from chatadmin.testservers import TEST_SERVERS  # noqa: E402
 
@@ -47,8 +48,8 @@ PER_THREAD = 1000
 RAW = CodecOptions(document_class=RawBSONDocument)
 
 
-def stored(n: int) -> list[dict]:
-    """`n` messages as the product stores them."""
+def built(n: int) -> list[Message]:
+    """`n` messages, built as the product builds them."""
     start, docs = datetime(2024, 1, 1, tzinfo=UTC), []
     for i in range(n):
         thread, seq = divmod(i, PER_THREAD)
@@ -63,23 +64,8 @@ def stored(n: int) -> list[dict]:
             fields["ai_metadata"] = {"model": "bench-1", "input_tokens": 40, "output_tokens": 120}
         msg = build_message(ORG, f"t{thread:05d}", **fields)
         msg.seq = seq
-        docs.append(msg.storage_fields())
+        docs.append(msg)
     return docs
-
-
-def empty(value) -> bool:
-    return value is None or value == [] or value == {}
-
-
-def sparse(doc: dict) -> dict:
-    """The document without its null and empty values (and sub-values)."""
-    out = {}
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if not empty(v)}
-        if not empty(value):
-            out[key] = value
-    return out
 
 
 async def read(coll, threads: list[str]) -> float:
@@ -98,15 +84,16 @@ async def run(args: argparse.Namespace) -> int:
         database = await open_database(settings_for(server.uri, "bench_shape"))  # the models
         client = AsyncMongoClient(server.uri)
         try:
-            docs = stored(args.messages)
-            lean = [sparse(d) for d in docs]
+            messages = built(args.messages)
+            docs = [TenantDocument.storage_fields(m) for m in messages]  # every field
+            lean = [m.storage_fields() for m in messages]
             say(
-                f"{args.messages:,} messages on {args.server}: {len(docs[1])} fields as "
-                f"stored, {len(lean[1])} sparse (an assistant turn)"
+                f"{args.messages:,} messages on {args.server}: {len(docs[1])} fields in "
+                f"full, {len(lean[1])} sparse (an assistant turn)"
             )
             threads = sorted({d["thread_id"] for d in docs})
             colls = {}
-            for name, batch in (("as stored", docs), ("sparse", lean)):
+            for name, batch in (("full", docs), ("sparse", lean)):
                 coll = client["bench_shape"][name.replace(" ", "_")]
                 await coll.create_index([("thread_id", 1)])
                 for i in range(0, len(batch), 1000):
@@ -120,11 +107,11 @@ async def run(args: argparse.Namespace) -> int:
             await client.close()
             await database.close()
             server.stop()
-    base = statistics.median(rates["as stored"])
+    base = statistics.median(rates["full"])
     for name, got in rates.items():
         mid = statistics.median(got)
         runs = ", ".join(f"{r:,.0f}" for r in got)
-        say(f"  {name:<10} median {mid:>8,.0f} messages/s ({runs}); {mid / base:.2f}x as stored")
+        say(f"  {name:<10} median {mid:>8,.0f} messages/s ({runs}); {mid / base:.2f}x full")
     return 0
 
 
