@@ -71,10 +71,11 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, DATABASE_DOWN):
-        log.warning("MongoDB unavailable: %s", exc)
         outage = getattr(request.app.state, "outage", None)
         if outage is not None:
-            outage.failed()
+            outage.failed(exc)  # says why, at most once a minute
+        else:
+            log.warning("MongoDB unavailable: %s", exc)
         return error_response(
             503, "unavailable", "the database is not reachable; retry later",
             headers={"Retry-After": str(RETRY_AFTER_S)},
