@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from chatadmin import __version__, api, background
+from chatadmin import __version__, api, background, taskdump
 from chatadmin.admin import mount_admin
 from chatadmin.api.gate import WriteGate
 from chatadmin.db import Database
@@ -153,6 +153,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         spooled.run_forever(app.state.spool, settings, database, app.state.outage)
     )
     previous = events.install(app.state.realtime)
+    dumps_tasks = taskdump.install()
     listen = os.environ.get("CHATADMIN_LISTEN_URL")
     if listen:  # set by `manage.py runserver`
         log.info("ready: open %s/ (admin at %s/admin/, API docs at %s/api/v1/docs)",
@@ -160,6 +161,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if dumps_tasks:
+            taskdump.uninstall()
         events.install(previous)
         await background.stop((sweeper, repairer, replayer))
         app.state.spool.seal()  # what this process spooled is ready for whoever replays next

@@ -12,6 +12,8 @@ Full size: `.venv/bin/python bench/reliability.py --messages 100000` (see its do
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from dataclasses import replace
 
@@ -30,6 +32,7 @@ from bench.reliability import (
     scenario_redis,
     scenario_worker_kill,
 )
+from chatadmin import taskdump
 from chatadmin.services import repair
 from chatadmin.testservers import SECANTUS, selected_server
 
@@ -87,7 +90,19 @@ def told(report: Report, stack: Stack) -> str:
         + f"\n-- the database server, pinged now on a new connection: {direct_ping(stack)}"
         + "\n-- app log, last lines --\n"
         + "\n".join(lines[-80:])
+        + "\n-- what the app workers' tasks wait on now --\n"
+        + task_dumps(stack)
     )
+
+
+def task_dumps(stack: Stack) -> str:
+    """Each app worker's asyncio tasks and the awaits they are suspended in (SIGUSR2)."""
+    before = len(stack.app.log())
+    for pid in stack.app.worker_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, taskdump.SIGNAL)
+    time.sleep(2)
+    return stack.app.log()[before:][-20_000:]
 
 
 def direct_ping(stack: Stack) -> str:

@@ -1,16 +1,21 @@
 """`manage.py runserver --workers 2` over real sockets: a live-tail listener on one worker gets
-the events written through the other, and a user's rate limit is one limit across both."""
+the events written through the other, and a user's rate limit is one limit across both; each
+worker writes where its tasks wait to its log on SIGUSR2."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import time
 import uuid
 
 import httpx
 import pytest
 from pymongo import MongoClient
 
+from chatadmin import taskdump
 from chatadmin.testservers import AppServer
 
 
@@ -41,7 +46,7 @@ def workers(settings, redis_url, tmp_path):
         server.start()  # both workers up and answering
         pids = set(server.worker_pids())
         assert len(pids) == 2, server.log()
-        yield server.base, {"Authorization": f"Bearer {key}"}, pids, db_name
+        yield server.base, {"Authorization": f"Bearer {key}"}, pids, db_name, server
     finally:
         server.stop()
         with MongoClient(settings.mongodb_uri) as client:
@@ -61,7 +66,7 @@ async def _pinned(base: str, pid: int) -> httpx.AsyncClient:
 
 
 async def test_events_and_rate_limits_cross_worker_processes(workers, settings):
-    base, headers, pids, db_name = workers
+    base, headers, pids, db_name, _ = workers
     async with httpx.AsyncClient(base_url=base, timeout=10) as listener:
         made = await listener.post("/api/v1/threads", json={"user_id": "u1", "thread_id": "t1"},
                                    headers=headers)  # fmt: skip
@@ -102,3 +107,20 @@ async def test_events_and_rate_limits_cross_worker_processes(workers, settings):
     assert statuses == [201] * 50 + [429]
     # every event once and in order, half of them written by the other worker
     assert seen == list(range(50))
+
+
+def test_each_worker_writes_where_its_tasks_wait_to_its_log_on_sigusr2(workers):
+    *_, pids, _, server = workers
+    before = len(server.log())
+    for pid in pids:
+        os.kill(pid, taskdump.SIGNAL)
+    deadline = time.monotonic() + 10
+    while server.log()[before:].count("--- end of tasks ---") < len(pids):
+        assert time.monotonic() < deadline, server.log()[before:]
+        time.sleep(0.1)
+    dumped = server.log()[before:]
+    assert len(re.findall(r"^--- \d+ asyncio tasks ---$", dumped, re.M)) == len(pids), dumped
+    # Every worker replays the spool in a task of its own, asleep between rounds.
+    replayers = re.findall(r"chatadmin/services/spooled\.py:\d+ in run_forever$", dumped, re.M)
+    assert len(replayers) == len(pids), dumped
+    assert sorted(server.worker_pids()) == sorted(pids), "a worker died of the signal"
