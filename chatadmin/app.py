@@ -29,6 +29,7 @@ from chatadmin.db import Database
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.middleware import (
     BodyLimitMiddleware,
+    ClientGoneMiddleware,
     ProxyHeadersMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         debug=settings.chatadmin_debug,
         routes=routes,
         middleware=[
+            Middleware(ClientGoneMiddleware),
             Middleware(ProxyHeadersMiddleware, settings=settings),
             Middleware(SecurityHeadersMiddleware),
             Middleware(BodyLimitMiddleware, settings=settings),

@@ -1,5 +1,5 @@
-"""ASGI middleware around the whole app: request body limits, trusted proxies and security
-headers.
+"""ASGI middleware around the whole app: request body limits, trusted proxies, security
+headers, and clients that hang up mid-request.
 
 Body limits are enforced before anything reads the body: a declared `Content-Length` past the
 limit is answered 413 at once, and a body sent without one is counted as it arrives and cut off
@@ -8,7 +8,8 @@ to `DRAIN_MAX_BYTES` and `DRAIN_MAX_S`): a server that closes a socket with unre
 resets the connection, and the client then loses the 413 and sees only the reset. The memory
 stays constant either way. The admin's forms get a small limit (its login form a tiny one); the
 API keeps `CHATADMIN_MAX_BODY_BYTES`. Proxy headers (`X-Forwarded-For`, `X-Forwarded-Proto`) are
-believed only from the addresses in `CHATADMIN_TRUSTED_PROXIES`, none by default.
+believed only from the addresses in `CHATADMIN_TRUSTED_PROXIES`, none by default. A client
+that hangs up before its body is read is logged as gone (INFO), not as an error with a traceback.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatadmin.settings import Settings
+
+log = logging.getLogger("chatadmin.middleware")
 
 # The admin's pages load scripts and styles from /static and /admin/statics only; inline
 # scripts of starlette-admin's templates need 'unsafe-inline' (they carry no nonce).
@@ -191,3 +196,27 @@ class SecurityHeadersMiddleware:
             await send(msg)
 
         await self.app(scope, receive, with_headers)
+
+
+class ClientGoneMiddleware:
+    """A client that hung up before its body was all read: nothing was written and nobody is
+    left to answer, so one INFO line instead of a traceback. Outermost in the app and in the
+    admin's (whose own middleware reads forms, past the reach of exception handlers)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            self._gone(scope)
+        except BaseExceptionGroup as group:  # from middleware that runs the app in a task group
+            if group.split(ClientDisconnect)[1] is not None:
+                raise
+            self._gone(scope)
+
+    @staticmethod
+    def _gone(scope: Scope) -> None:
+        log.info("client went away before its request was read: %s %s", scope.get("method"),
+                 scope.get("path"))  # fmt: skip

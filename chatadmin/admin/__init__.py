@@ -19,6 +19,7 @@ from chatadmin.admin.once import ShowSecretOnce
 from chatadmin.admin.realtime import RealtimeView
 from chatadmin.admin.retention import RetentionView
 from chatadmin.admin.throttle import LoginThrottle
+from chatadmin.middleware import ClientGoneMiddleware
 from chatadmin.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -37,6 +38,7 @@ def build_admin(settings: Settings, store) -> BaseAdmin:
         secret_key=secret,
         export_config=ExportConfig(max_rows=settings.chatadmin_export_max_rows),
         middlewares=[
+            Middleware(ClientGoneMiddleware),
             Middleware(
                 SessionMiddleware,
                 secret_key=secret,

@@ -39,6 +39,7 @@ def server(settings, redis_url, tmp_path_factory):
         "REDIS_PREFIX": f"http-{uuid.uuid4().hex[:8]}:",
         "CHATADMIN_DEBUG": "1",
         "CHATADMIN_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "CHATADMIN_LOG_LEVEL": "INFO",  # a client gone mid-body is an INFO line
     }
     db_name = f"chatadmin_http_{uuid.uuid4().hex[:8]}"
     app = AppServer(
@@ -51,6 +52,7 @@ def server(settings, redis_url, tmp_path_factory):
             input=PASSWORD + "\n",
         )  # fmt: skip
         assert made.returncode == 0, made.stderr
+        key = app.create_api_key("http-org", "ingest")
         app.start()
         pid = app.healthz_pid()
         assert pid, app.log()
@@ -60,6 +62,8 @@ def server(settings, redis_url, tmp_path_factory):
             "pid": pid,
             "db": db_name,
             "uri": settings.mongodb_uri,
+            "key": key,
+            "log": app.log,
         }
     finally:
         app.stop()
@@ -147,6 +151,34 @@ def test_a_client_that_declares_more_than_it_sends_gets_the_413_within_the_drain
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "too_large"
     assert waited < DRAIN_MAX_S + 5, waited
+
+
+@pytest.mark.parametrize(
+    "path, headers",
+    [
+        ("/api/v1/ingest", "Content-Type: application/json\r\nAuthorization: Bearer {key}\r\n"),
+        ("/admin/login", "Content-Type: application/x-www-form-urlencoded\r\n"),
+    ],
+)
+def test_a_client_that_hangs_up_mid_body_is_logged_as_gone_not_as_an_error(server, path, headers):
+    before = len(server["log"]())
+    with socket.create_connection(("127.0.0.1", server["port"]), timeout=10) as s:
+        head = headers.format(key=server["key"])
+        s.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: t\r\n{head}Content-Length: 5000\r\n\r\n".encode()
+            + b'{"events": ['
+            + b" " * 100
+        )
+        time.sleep(0.3)  # the app is reading the body when the client goes
+    gone = f"client went away before its request was read: POST {path}"
+    deadline = time.monotonic() + 10
+    while gone not in server["log"]()[before:]:
+        assert time.monotonic() < deadline, server["log"]()[before:]
+        time.sleep(0.1)
+    logged = server["log"]()[before:]
+    for error in ("Traceback", "Exception in ASGI application", "unhandled error", " ERROR "):
+        assert error not in logged, logged
+    assert httpx.get(f"{server['base']}/healthz", timeout=5).status_code == 200
 
 
 @pytest.mark.parametrize(
