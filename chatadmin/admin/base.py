@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette_admin import BaseModelView, row_action
 from starlette_admin.contrib.beanie.filters import build_filter_query
 from starlette_admin.exceptions import ActionFailed, FormValidationError
-from starlette_admin.fields import BaseField, DateTimeField, JSONField
+from starlette_admin.fields import BaseField, DateTimeField, JSONField, ListField
 from starlette_admin.filters import FilterGroup
 from starlette_admin.flash import flash
 from starlette_admin.helpers import pydantic_error_to_form_validation_errors, safe_redirect_url
@@ -253,6 +253,8 @@ class DocumentView(BaseModelView):
     async def serialize_field_value(self, value: Any, field: BaseField, request: Request) -> Any:
         if isinstance(field, JSONField):
             return _jsonable(value)
+        if isinstance(field, ListField) and isinstance(field.field, JSONField):
+            value = _jsonable(value)  # a list of blocks: each item as JSON, not its repr
         return await super().serialize_field_value(value, field, request)
 
     # -- writes (admins only, checked again here: defence in depth) ------------------------

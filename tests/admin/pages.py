@@ -162,6 +162,26 @@ def form_fields(html: str) -> list[tuple[str, str]]:
     return parser.fields
 
 
+class JsonFields(HTMLParser):
+    """The values a detail page hands to its JSON viewer, for one field id."""
+
+    def __init__(self, field_id: str):
+        super().__init__()
+        self.field_id, self.values = field_id, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("id") == self.field_id and "field-json" in (a.get("class") or ""):
+            self.values.append(json.loads(a.get("data-json") or "null"))
+
+
+def json_fields(html: str, field_id: str) -> list:
+    """Each JSON value shown for `field_id` (one per item of a list field), parsed."""
+    parser = JsonFields(field_id)
+    parser.feed(html)
+    return parser.values
+
+
 async def try_login(staff: Staff, username: str, password: str) -> httpx.Response:
     page = await staff.get("/admin/login")
     assert page.status_code == 200

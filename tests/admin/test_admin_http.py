@@ -35,6 +35,7 @@ from tests.admin.pages import (
     hidden_csrf,
     ids,
     is_login_redirect,
+    json_fields,
     row_pks,
     session_data,
     shown_total,
@@ -87,6 +88,8 @@ async def test_detail_pages_render_json_blocks_not_python_reprs(block, login_as)
             assert needle in detail.text, (message_id, needle)
         assert "<script>alert(1)</script>" not in detail.text
         assert "Block(" not in detail.text, message_id  # JSON, not Python reprs
+        blocks = json_fields(detail.text, "content")
+        assert [b["type"] for b in blocks] == [b.type for b in message.content], blocks
     for key, pk in (("analyses", block["analysis"].id), ("executions", block["execution"].id)):
         page = await admin.get(f"/admin/{key}/detail?pk={pk}")
         assert page.status_code == 200, key
