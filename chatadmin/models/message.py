@@ -48,8 +48,16 @@ class AiMetadata(Embedded):
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     sources: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _total_from_parts(self) -> AiMetadata:
+        """A total left out (0) is the input's and the output's, so every page and rollup shows
+        the same figure whoever wrote the message."""
+        if not self.total_tokens:
+            self.total_tokens = self.input_tokens + self.output_tokens
+        return self
+
     def tokens(self) -> int:
-        return self.total_tokens or (self.input_tokens + self.output_tokens)
+        return self.total_tokens
 
 
 class ErrorDetails(Embedded):

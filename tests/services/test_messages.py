@@ -222,3 +222,19 @@ async def test_a_new_message_stores_only_the_optional_fields_that_hold_something
     assert (first.ai_metadata, first.metadata, second.ai_metadata.total_tokens) == (None, {}, 7)
     await messages.set_feedback("org-a", plain.message_id, is_helpful=True)
     assert (await coll.find_one({"_id": plain.id}))["feedback"]["is_helpful"] is True
+
+
+async def test_a_total_left_out_is_the_input_and_output_tokens_everywhere():
+    t = await _thread()
+    parts = await messages.append_message(
+        "org-a", t.thread_id, role="assistant", content="a",
+        ai_metadata={"input_tokens": 120, "output_tokens": 30},
+    )  # fmt: skip
+    given = await messages.append_message(
+        "org-a", t.thread_id, role="assistant", content="b",
+        ai_metadata={"input_tokens": 120, "output_tokens": 30, "total_tokens": 200},
+    )  # fmt: skip
+    raw = await Message.get_pymongo_collection().find_one({"_id": parts.id})
+    assert raw["ai_metadata"]["total_tokens"] == 150  # stored, not only computed on read
+    assert (await Message.get(given.id)).ai_metadata.total_tokens == 200  # a given total stays
+    assert (await threads.get_thread("org-a", t.thread_id)).total_tokens == 350
