@@ -425,6 +425,18 @@ class SoftDeleteView(DocumentView):
         """Undo `delete_model` through the collection's service."""
         raise NotImplementedError
 
+    def is_deleted(self, doc: Any) -> bool:
+        """Whether `doc` is soft-deleted: what restore undoes."""
+        return bool(getattr(doc, "deleted", False))
+
+    async def is_row_action_allowed_for_obj(self, request: Request, name: str, obj: Any) -> bool:
+        """Restore is offered on deleted rows, delete on live ones."""
+        if name == "restore" and not self.is_deleted(obj):
+            return False
+        if name == "delete" and self.is_deleted(obj):
+            return False
+        return await super().is_row_action_allowed_for_obj(request, name, obj)
+
     @row_action(
         "restore",
         "Restore",

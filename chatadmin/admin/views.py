@@ -95,6 +95,9 @@ class ThreadView(SoftDeleteView):
     async def restore_model(self, request: Request, doc: Any) -> Any:
         return await threads.restore(doc.org_id, doc.thread_id)
 
+    def is_deleted(self, doc: Any) -> bool:
+        return doc.status == "deleted"
+
     fields_default_sort: ClassVar = [("created_at_ms", True)]
     sortable_fields: ClassVar = ["created_at", "message_count", "total_tokens", "title"]
 

@@ -42,12 +42,24 @@ async def test_admin_delete_keeps_counters_and_every_page_hides_the_message(app,
     exported = await admin.get("/admin/conversations/four/export.md?org=acme")
     assert "line-1-of-four" not in exported.text and "line-2-of-four" in exported.text
 
+    detail = await admin.get(f"/admin/messages/detail?pk={victim.id}")
+    assert (
+        'data-sa-name="restore"' in detail.text and 'data-sa-name="delete"' not in detail.text
+    )  # offered as is
     restored = await admin.post(
         "/admin/_api/messages/row-action",
         params={"name": "restore", "pk": victim.id},
         headers={"X-CSRFToken": admin.csrf},
     )
     assert restored.status_code == 200, restored.text
+    detail = await admin.get(f"/admin/messages/detail?pk={victim.id}")
+    assert 'data-sa-name="restore"' not in detail.text and 'data-sa-name="delete"' in detail.text
+    again = await admin.post(
+        "/admin/_api/messages/row-action",
+        params={"name": "restore", "pk": victim.id},
+        headers={"X-CSRFToken": admin.csrf},
+    )
+    assert again.status_code == 400, again.text  # a live row has nothing to restore
     assert (await Thread.find_one({"thread_id": "four"})).message_count == 4
     await assert_rollups_match_recount("acme", "four")
     entries = await AuditLog.find({"resource_id": victim.message_id}).to_list()
