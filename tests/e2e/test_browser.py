@@ -364,6 +364,13 @@ def test_login_page_is_finished(page):
     shot(page, "login")
 
 
+def title_at_top(page: Page) -> None:
+    """The page's title sits in the layout's header, right under the top bar (not below an
+    empty header)."""
+    title, bar = page.locator("h2.page-title").bounding_box(), page.locator("header").first
+    assert title and title["y"] < bar.bounding_box()["height"] + 60, title
+
+
 @pytest.mark.parametrize("who", ["admin", "support", "viewer", "acme-admin"])
 def test_each_role_logs_in_to_a_dashboard_with_counts_and_five_charts(page, sessions, who):
     login(page, who)
@@ -378,6 +385,7 @@ def test_each_role_logs_in_to_a_dashboard_with_counts_and_five_charts(page, sess
         assert int(count) > 0, name
     if scoped:
         expect(page.get_by_role("heading", name="Dashboard")).to_contain_text("org acme")
+    title_at_top(page)
 
     src = page.locator("script[src*='chart.umd']").get_attribute("src")
     assert src.startswith(f"{page.url.split('/admin/')[0]}/static/vendor/"), src
@@ -451,6 +459,7 @@ def test_a_conversation_shows_every_block_type(sign_in):
     open_conversation(page, THREAD)
     expect(page.locator(".page-pretitle")).to_have_text("Conversation · org acme")
     expect(page.get_by_role("heading", name="MSFT volatility")).to_be_visible()
+    title_at_top(page)
     first = page.locator(".transcript .msg").first
     expect(first.locator(".badge.role-user")).to_have_text("user")
     expect(first.locator(".msg-head")).to_contain_text("#0 ·")
@@ -616,7 +625,7 @@ def test_viewer_cannot_edit_or_delete_sees_no_settings_and_sees_masked_emails(si
 def test_viewer_conversation_is_masked_and_has_no_note_form(sign_in):
     page = sign_in("viewer", THREADS)
     open_conversation(page, THREAD)
-    header = page.locator(".conversation .page-header")
+    header = page.locator(".page-header")
     expect(header).to_contain_text(re.compile(r"[a-z]\*\*\*@\*\*\*\.example"))
     expect(header).not_to_contain_text("@acme.example")
     expect(page.locator("#notes")).to_contain_text("Staff notes")
