@@ -25,7 +25,7 @@ from starlette.templating import Jinja2Templates
 from chatadmin import __version__, api, background, taskdump
 from chatadmin.admin import mount_admin
 from chatadmin.api.gate import WriteGate
-from chatadmin.db import Database
+from chatadmin.db import Database, within
 from chatadmin.errors import EXCEPTION_HANDLERS
 from chatadmin.middleware import (
     BodyLimitMiddleware,
@@ -63,9 +63,10 @@ async def _check(coro) -> str:
 
 
 async def _probe(coro) -> tuple[str, Exception | None]:
-    """("ok", None), or ("down: <reason>", the exception) when `coro` fails or takes too long."""
+    """("ok", None), or ("down: <reason>", the exception) when `coro` fails or is late (it
+    bounds itself: MongoDB's with `within()`, since a PyMongo call must not be cancelled)."""
     try:
-        await asyncio.wait_for(coro, PING_TIMEOUT)
+        await coro
         return "ok", None
     except Exception as exc:  # any failure means "down" for readiness; the reason is reported
         return f"down: {type(exc).__name__}", exc
@@ -74,7 +75,7 @@ async def _probe(coro) -> tuple[str, Exception | None]:
 async def readiness(request: Request) -> tuple[int, dict]:
     database: Database = request.app.state.database
     redis = request.app.state.redis
-    mongo, error = await _probe(database.ping())
+    mongo, error = await _probe(database.ping_within(PING_TIMEOUT))
     outage = request.app.state.outage
     if mongo == "ok":  # what the doors go by
         outage.recovered()
@@ -83,7 +84,7 @@ async def readiness(request: Request) -> tuple[int, dict]:
     if isinstance(redis, store.InProcessStore):
         redis_state = "in-process"
     else:
-        redis_state = await _check(redis.ping())
+        redis_state = await _check(asyncio.wait_for(redis.ping(), PING_TIMEOUT))
     body = {
         "mongo": mongo,
         "redis": redis_state,
@@ -93,9 +94,8 @@ async def readiness(request: Request) -> tuple[int, dict]:
     body["spool"] = request.app.state.spool.status()
     body["writes"] = request.app.state.write_gate.status()
     if mongo == "ok":  # writes that died half-way, waiting for their repair
-        body["repairs_pending"] = await _check_value(
-            repair.pending(request.app.state.settings.chatadmin_repair_after_s)
-        )
+        after_s = request.app.state.settings.chatadmin_repair_after_s
+        body["repairs_pending"] = await _check_value(within(repair.pending(after_s), PING_TIMEOUT))
     down = [name for name in ("mongo", "redis") if body[name].startswith("down")]
     if down:
         body["down"] = down
@@ -103,9 +103,9 @@ async def readiness(request: Request) -> tuple[int, dict]:
 
 
 async def _check_value(coro):
-    """What `coro` answers, or "down: ..." when it fails or takes too long."""
+    """What `coro` answers (bounded by `within()`), or "down: ..." when it fails or is late."""
     try:
-        return await asyncio.wait_for(coro, PING_TIMEOUT)
+        return await coro
     except Exception as exc:  # any failure means "down"; the reason is reported
         return f"down: {type(exc).__name__}"
 
@@ -122,7 +122,7 @@ async def index(request: Request) -> Response:
     no_staff = False
     if body["mongo"] == "ok":
         with contextlib.suppress(Exception):  # the page shows the database as down instead
-            no_staff = await asyncio.wait_for(AdminUser.find_one({}), PING_TIMEOUT) is None
+            no_staff = await within(AdminUser.find_one({}), PING_TIMEOUT) is None
     templates: Jinja2Templates = request.app.state.templates
     context = {
         "ready": body,

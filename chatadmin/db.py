@@ -1,14 +1,23 @@
 """Connecting to MongoDB: the configured server or the embedded default, then Beanie on top.
 
 `Database.open(settings)` is used by the app's lifespan, the CLI and the test harness alike.
+
+A PyMongo operation is never cancelled from outside (no `asyncio.wait_for` or `timeout()`
+around one): on Python 3.11 a cancellation that lands while the driver waits out its own
+server-selection wait, in the same step as another task lets go of the topology's lock, makes
+the driver release a lock it no longer holds and then take it for good; every later operation
+of that client waits forever (pinned in `tests/services/test_driver.py`). `within()` bounds a
+wait without cancelling: the operation ends by the client's own timeouts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -20,6 +29,24 @@ from chatadmin.models import DOCUMENT_MODELS
 from chatadmin.settings import ConfigError, Settings, redact_url
 
 log = logging.getLogger("chatadmin.db")
+T = TypeVar("T")
+
+
+async def within(operation: Awaitable[T], seconds: float) -> T:
+    """What `operation` answers, or TimeoutError when it takes longer than `seconds`; past that
+    it goes on unawaited and ends by the client's own timeouts (it is never cancelled)."""
+    task = asyncio.ensure_future(operation)
+    task.add_done_callback(_retrieved)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    return task.result()
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    """Mark a left-behind operation's outcome as seen (no "exception never retrieved")."""
+    if not task.cancelled():
+        task.exception()
 
 
 @dataclass
@@ -97,6 +124,7 @@ class Database:
     uri: str
     search_mode: str = search.TEXT
     embedded: EmbeddedMongo | None = field(default=None)
+    _pinging: asyncio.Future | None = field(default=None, repr=False)
 
     @classmethod
     async def open(
@@ -158,6 +186,13 @@ class Database:
         """Ping the server."""
         await self.client.admin.command("ping")
         return self.info
+
+    async def ping_within(self, seconds: float) -> ServerInfo:
+        """`ping()` bounded by `seconds` without cancelling it; callers that ask while a ping is
+        still out share it, so a frozen server does not gather one ping per caller."""
+        if self._pinging is None or self._pinging.done():
+            self._pinging = asyncio.ensure_future(self.ping())
+        return await within(self._pinging, seconds)
 
     async def close(self) -> None:
         await self.client.close()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pymongo import UpdateOne
 from pymongo.errors import PyMongoError
 
-from chatadmin.background import stopping
+from chatadmin.background import pause, stopping
 from chatadmin.clock import from_ms, now_ms
 from chatadmin.models import DailyAnalytics, Message, Thread, User
 from chatadmin.models.analytics import ORG_WIDE
@@ -215,4 +215,4 @@ async def run_forever(interval_s: float, stale_s: float) -> None:
             if stopping():
                 raise asyncio.CancelledError from exc
             log.warning("repair round failed: %s", exc)
-        await asyncio.sleep(interval_s)
+        await pause(interval_s)

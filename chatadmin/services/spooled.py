@@ -17,7 +17,7 @@ import os
 from dataclasses import asdict
 from typing import Any
 
-from chatadmin.background import stopping
+from chatadmin.background import pause, stopping
 from chatadmin.clock import now_ms
 from chatadmin.exceptions import ChatAdminError, Conflict
 from chatadmin.models import Message
@@ -133,7 +133,7 @@ async def run_forever(spool: Spool, settings: Any, database: Any, outage: Outage
     """The app's replay loop: once a second, when there is something to replay or the
     database was seen down, probe it and replay."""
     while True:
-        await asyncio.sleep(REPLAY_INTERVAL_S)
+        await pause(REPLAY_INTERVAL_S)
         if not (outage.down_until or spool.status()["segments"]):
             continue
         try:  # bounded by the client's timeouts: a slow answer is a busy server, not an outage

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pymongo.errors import PyMongoError
 
-from chatadmin.background import stopping
+from chatadmin.background import pause, stopping
 from chatadmin.clock import to_ms, utcnow
 from chatadmin.models import EXPIRING_MODELS
 
@@ -43,4 +43,4 @@ async def run_forever(interval_seconds: float) -> None:
             if stopping():
                 raise asyncio.CancelledError from exc
             log.warning("expiry sweep failed: %s", exc)
-        await asyncio.sleep(interval_seconds)
+        await pause(interval_seconds)

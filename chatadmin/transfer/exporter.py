@@ -159,15 +159,18 @@ async def _read_ahead(org_id: str, threads: AsyncIterator[Thread]):
     is written, not even between two threads."""
     coll = Message.get_pymongo_collection().with_options(codec_options=RAW)
     queue: asyncio.Queue = asyncio.Queue(maxsize=2)
+    wanted = True  # the writer still takes pages; it stops the reader between operations
 
     async def read() -> None:
         try:
             async for thread in threads:
+                if not wanted:
+                    return
                 await queue.put((thread, None))
                 query = messages_service.visible(org_id, thread.thread_id)
                 cursor = coll.find(query).sort([("seq", 1)]).batch_size(PAGE)
                 try:
-                    while page := await cursor.to_list(PAGE):
+                    while wanted and (page := await cursor.to_list(PAGE)):
                         await queue.put((thread, page))
                 finally:
                     await cursor.close()
@@ -183,9 +186,17 @@ async def _read_ahead(org_id: str, threads: AsyncIterator[Thread]):
                 raise item
             yield item
     finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        # The reader ends at its next step, not mid-operation: a PyMongo call must not be
+        # cancelled (chatadmin/db.py says why). Only a second cancel of the writer cancels it.
+        wanted = False
+        try:
+            while not reader.done():
+                while not queue.empty():
+                    queue.get_nowait()
+                await asyncio.wait({reader}, timeout=0.05)
+        except asyncio.CancelledError:
+            reader.cancel()
+            raise
 
 
 class Writer:
