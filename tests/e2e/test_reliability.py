@@ -34,7 +34,7 @@ from bench.reliability import (
 )
 from chatadmin import taskdump
 from chatadmin.services import repair
-from chatadmin.testservers import SECANTUS, selected_server
+from chatadmin.testservers import selected_server
 
 SHORT = Options(
     server=selected_server(),
@@ -136,17 +136,6 @@ async def test_hostile_requests_under_load_get_their_4xx_and_change_nothing(stac
     assert report.ok, told(report, stack)
 
 
-# Seen in about one full-suite run in four on SecantusDB (never on nx-27017, never when this
-# module runs alone: six runs): after the kill -9, the restart and a 14 s SIGSTOP, the app's
-# MongoDB client stops answering for good (its /readyz ping times out, a new write waits past
-# 30 s, 100+ acknowledged events stay in the spool) while the server answers a new connection
-# in 0.01 s. Not understood yet (issue 11 stays open for it); the test still runs there and
-# its report is printed, but its failure does not fail the suite on that server.
-@pytest.mark.xfail(
-    SHORT.server == SECANTUS,
-    reason="SecantusDB: the app's client can stay wedged after the database is frozen (issue 11)",
-    strict=False,
-)
 async def test_a_killed_then_frozen_database_is_answered_in_time_and_loses_nothing(
     stack,
 ):
