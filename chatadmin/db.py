@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -41,6 +41,52 @@ async def within(operation: Awaitable[T], seconds: float) -> T:
     if not done:
         raise TimeoutError(f"no answer within {seconds:g} s")
     return task.result()
+
+
+_END = object()
+
+
+async def read_ahead(source: AsyncIterable[T], size: int = 2) -> AsyncIterator[T]:
+    """`source`'s items, read by a task of its own up to `size` ahead. A consumer that stops or
+    is cancelled (a streamed download whose client hangs up) never cancels the reader: it ends
+    after its current item, since a PyMongo call must not be cancelled."""
+    queue: asyncio.Queue = asyncio.Queue(maxsize=size)
+    wanted = True
+
+    async def read() -> None:
+        try:
+            async for item in source:
+                await queue.put((item, None))
+                if not wanted:
+                    break
+            else:
+                await queue.put((_END, None))
+        except Exception as error:  # raised in the consumer's task
+            await queue.put((_END, error))
+        finally:
+            with contextlib.suppress(Exception):  # a generator's own clean-up (a cursor's close)
+                await getattr(source, "aclose", _nothing)()
+
+    reader = asyncio.create_task(read())
+    reader.add_done_callback(_retrieved)
+    try:
+        while True:
+            item, error = await queue.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        # No await here (a cancelled consumer may be cancelled again at each one): emptying the
+        # queue lets a reader waiting to put go on, see `wanted` and end after one more item.
+        wanted = False
+        while not queue.empty():
+            queue.get_nowait()
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _retrieved(task: asyncio.Future) -> None:

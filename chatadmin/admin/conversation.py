@@ -23,6 +23,7 @@ from starlette_admin.routing import route
 from chatadmin.admin import roles, transcript
 from chatadmin.admin.auth import audit_admin
 from chatadmin.clock import ms_datetime
+from chatadmin.db import read_ahead
 from chatadmin.exceptions import ChatAdminError
 from chatadmin.models import Analysis, Execution, Message, Thread, User
 from chatadmin.models.blocks import StructuredDataBlock
@@ -288,8 +289,8 @@ class ConversationView(CustomView):
         name = f"thread-{found.thread_id}.{fmt}"
         headers = {"Content-Disposition": f'attachment; filename="{name}"'}
         if fmt == "md":
-            return StreamingResponse(
-                transcript.markdown_export(found, cursor),
+            return StreamingResponse(  # read_ahead: a hang-up never cancels a PyMongo call
+                read_ahead(transcript.markdown_export(found, cursor)),
                 media_type="text/markdown; charset=utf-8",
                 headers=headers,
             )
@@ -308,4 +309,5 @@ class ConversationView(CustomView):
                 first = False
             yield "]}\n"
 
-        return StreamingResponse(stream(), media_type="application/json", headers=headers)
+        return StreamingResponse(read_ahead(stream()), media_type="application/json",
+                                 headers=headers)  # fmt: skip

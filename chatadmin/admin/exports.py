@@ -22,6 +22,8 @@ from starlette_admin.exceptions import ActionFailed
 from starlette_admin.export.helpers import safe_cd_filename
 from starlette_admin.types import RequestAction
 
+from chatadmin.db import read_ahead
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
@@ -76,7 +78,8 @@ async def export_response(view, request: Request, selection, max_rows: int) -> S
     rows = _rows(view, request, cursor, fields)
     body = _csv(rows, fields) if fmt == "csv" else _json(rows)
     headers = {"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
-    return StreamingResponse(body, media_type=FORMATS[fmt], headers=headers)
+    # read_ahead: a client that hangs up must not cancel a PyMongo call (chatadmin/db.py)
+    return StreamingResponse(read_ahead(body), media_type=FORMATS[fmt], headers=headers)
 
 
 async def _rows(view, request: Request, cursor, fields) -> AsyncIterator[dict]:

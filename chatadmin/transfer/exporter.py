@@ -28,6 +28,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from chatadmin.clock import to_ms, utcnow
+from chatadmin.db import read_ahead
 from chatadmin.models import Message, Thread, User
 from chatadmin.models.jsonfield import UNESCAPES, unescape_keys
 from chatadmin.models.message import MessageIn
@@ -152,51 +153,21 @@ async def _threads(org_id: str, since: datetime | None, thread_id: str | None):
         yield thread
 
 
-async def _read_ahead(org_id: str, threads: AsyncIterator[Thread]):
+async def _pages(org_id: str, threads: AsyncIterator[Thread]):
     """Each thread, then its visible messages as stored (the query of
     `messages.all_messages`) in pages of raw BSON: `(thread, None)`, then `(thread, page)`s.
-    One task reads ahead across threads (boundedly), so the server is never idle while a page
-    is written, not even between two threads."""
+    Read through `read_ahead`: one task reads ahead across threads (boundedly), so the server
+    is never idle while a page is written, not even between two threads."""
     coll = Message.get_pymongo_collection().with_options(codec_options=RAW)
-    queue: asyncio.Queue = asyncio.Queue(maxsize=2)
-    wanted = True  # the writer still takes pages; it stops the reader between operations
-
-    async def read() -> None:
+    async for thread in threads:
+        yield thread, None
+        query = messages_service.visible(org_id, thread.thread_id)
+        cursor = coll.find(query).sort([("seq", 1)]).batch_size(PAGE)
         try:
-            async for thread in threads:
-                if not wanted:
-                    return
-                await queue.put((thread, None))
-                query = messages_service.visible(org_id, thread.thread_id)
-                cursor = coll.find(query).sort([("seq", 1)]).batch_size(PAGE)
-                try:
-                    while wanted and (page := await cursor.to_list(PAGE)):
-                        await queue.put((thread, page))
-                finally:
-                    await cursor.close()
-        except Exception as error:  # handed to the writer, which raises it in its own task
-            await queue.put(error)
-        else:
-            await queue.put(None)
-
-    reader = asyncio.create_task(read())
-    try:
-        while (item := await queue.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        # The reader ends at its next step, not mid-operation: a PyMongo call must not be
-        # cancelled (chatadmin/db.py says why). Only a second cancel of the writer cancels it.
-        wanted = False
-        try:
-            while not reader.done():
-                while not queue.empty():
-                    queue.get_nowait()
-                await asyncio.wait({reader}, timeout=0.05)
-        except asyncio.CancelledError:
-            reader.cancel()
-            raise
+            while page := await cursor.to_list(PAGE):
+                yield thread, page
+        finally:
+            await cursor.close()
 
 
 class Writer:
@@ -239,7 +210,7 @@ class Writer:
 
     async def _native(self, threads: AsyncIterator[Thread]) -> None:
         feedback: list = []
-        async for thread, page in _read_ahead(self.org_id, threads):
+        async for thread, page in read_ahead(_pages(self.org_id, threads)):
             if page is None:  # a thread begins
                 self._feedback(feedback)
                 self.summary.threads += 1

@@ -9,7 +9,7 @@ import sys
 import pytest
 from pymongo.lock import _async_cond_wait, _async_create_condition, _async_create_lock
 
-from chatadmin.db import within
+from chatadmin.db import read_ahead, within
 
 
 async def test_a_cancel_during_the_drivers_own_wait_can_leave_its_lock_held_for_good():
@@ -85,3 +85,48 @@ async def test_callers_of_a_slow_ping_share_one(database, monkeypatch):
     assert len(started) == 1
     monkeypatch.undo()
     assert await database.ping_within(5) is database.info  # a real ping once that one ended
+
+
+async def test_read_ahead_hands_over_items_in_order_and_raises_the_sources_error():
+    async def source():
+        for i in range(5):
+            yield i
+        raise ValueError("source failed")
+
+    seen = []
+    with pytest.raises(ValueError, match="source failed"):
+        async for item in read_ahead(source()):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+async def test_a_cancelled_consumer_never_cancels_the_readers_operation():
+    """As a streamed download whose client hangs up: anyio cancels the consumer at every await
+    of its cancelled scope; the reader's operation runs to its end, then the reader stops."""
+    started, finished, closed = [], [], asyncio.Event()
+
+    async def source():
+        try:
+            for i in range(1000):
+                started.append(i)
+                await asyncio.sleep(0.05)  # an operation (a cursor's next page)
+                finished.append(i)
+                yield i
+        finally:
+            closed.set()
+
+    got = []
+
+    async def consume():
+        async for item in read_ahead(source()):
+            got.append(item)
+
+    consumer = asyncio.create_task(consume())
+    while len(got) < 3:
+        await asyncio.sleep(0.01)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    await asyncio.wait_for(closed.wait(), 2)  # the reader ended by itself and closed its source
+    assert started == finished, "an operation was cut short"
+    assert len(finished) <= len(got) + 3, (finished, got)  # it read little past the stop
