@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from typing import Any, TextIO
@@ -50,15 +51,20 @@ def _short(obj: Any) -> str:
 
 
 def dump(file: TextIO | None = None) -> int:
-    """Write every task of the running loop and where it waits; the number of tasks."""
-    out = file or sys.stderr
+    """Write every task of the running loop and where it waits, in one write (workers share
+    one log); the number of tasks."""
     tasks = sorted(asyncio.all_tasks(), key=lambda t: t.get_name())
-    print(f"--- {len(tasks)} asyncio tasks ---", file=out)
+    lines = [f"--- {len(tasks)} asyncio tasks ---"]
     for task in tasks:
-        print(f"task {task.get_name()} ({'done' if task.done() else 'pending'}):", file=out)
-        for line in await_chain(task):
-            print(f"    {line}", file=out)
-    print("--- end of tasks ---", file=out, flush=True)
+        lines.append(f"task {task.get_name()} ({'done' if task.done() else 'pending'}):")
+        lines += [f"    {line}" for line in await_chain(task)]
+    lines.append("--- end of tasks ---")
+    text = "\n".join(lines) + "\n"
+    if file is None:
+        os.write(sys.stderr.fileno(), text.encode("utf-8", "replace"))
+    else:
+        file.write(text)
+        file.flush()
     return len(tasks)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from redis.asyncio import Redis
 
 import tests.commands  # noqa: F401  (registers the command recorder before any client)
 from chatadmin.db import Database
@@ -173,7 +174,11 @@ async def app(settings, database):
     from chatadmin.app import create_app
 
     application = create_app(settings, database=database)
-    await application.state.redis.flushdb()
+    if settings.redis_url:  # emptied through a client of its own: the app's short timeout
+        async with Redis.from_url(settings.redis_url, socket_timeout=10) as fresh:
+            await fresh.flushdb()
+    else:
+        await application.state.redis.flushdb()
     async with application.router.lifespan_context(application):
         yield application
 

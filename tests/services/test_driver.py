@@ -115,15 +115,16 @@ async def test_a_cancelled_consumer_never_cancels_the_readers_operation():
         finally:
             closed.set()
 
-    got = []
+    got, three = [], asyncio.Event()
 
     async def consume():
         async for item in read_ahead(source()):
             got.append(item)
+            if len(got) == 3:
+                three.set()
 
     consumer = asyncio.create_task(consume())
-    while len(got) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(three.wait(), 5)
     consumer.cancel()
     with pytest.raises(asyncio.CancelledError):
         await consumer
