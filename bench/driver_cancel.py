@@ -10,7 +10,8 @@ reliability run: `CHATADMIN_MONGO_TIMEOUT_MS` = deadline / 6), 8 writers of 50-d
 - `--mode within`: with `chatadmin.db.within` (what it does now: the ping is never cancelled).
 
 Each cycle kills the server with -9, restarts it on its port, then stops it with SIGSTOP for
-14 s and continues it; the client must then answer a ping within 20 s. A client that does not
+14 s and continues it; the client must then answer a ping (bounded as `--mode` says, every
+0.2 s) within 20 s. A client that does not
 is wedged: the script prints its topology, the "Lock is not acquired" errors its pingers met,
 and the tasks of the wedge (where each waits), and stops.
 
@@ -93,7 +94,8 @@ async def run(args: argparse.Namespace, work: Path) -> int:
             started = time.monotonic()
             while True:
                 try:
-                    await within(client.admin.command("ping"), TIMEOUT_MS / 1000)
+                    # polled as /readyz is polled then, bounded the way --mode says
+                    await bounded(args.mode, client.admin.command("ping"), TIMEOUT_MS / 1000)
                     break
                 except Exception:  # not yet: the client has RECOVERY_S
                     if time.monotonic() - started > RECOVERY_S:
