@@ -1317,11 +1317,25 @@ async def scenario_database(stack: Stack, opts: Options, org: str = "database") 
     )
     checks += outage_checks(samples)
     checks.append(await recovered(target))
+    checks.append(lock_kept(stack, samples))
     report = finish("database", describe(opts), plan, ledger, checks, started)
     report.rows += window_rows(ledger, windows, opts.deadline_s / 2)
     depth = max((s.get("spool", {}).get("bytes", 0) for s in samples), default=0)
     report.rows.append(("spool", f"{len(ledger.spooled):,} events spooled, deepest {depth:,} B"))
     return report
+
+
+def lock_kept(stack: Stack, samples: list[dict]) -> Check:
+    """The app's MongoDB client never lost its topology lock: the driver raises RuntimeError
+    "Lock is not acquired" when a cancelled operation releases it (docs/mongo-compat.md, "The
+    driver"), seen in the app's log or as `/readyz`'s reason."""
+    logged = stack.app.log().count("Lock is not acquired")
+    ready = sum(1 for s in samples if s.get("mongo") == "down: RuntimeError")
+    return Check(
+        "the MongoDB client never lost its lock",
+        logged == 0 and ready == 0,
+        f"{logged} in the app log, {ready} /readyz answers",
+    )
 
 
 def window_rows(ledger: Ledger, windows: list[Window], slow_s: float) -> list[tuple[str, str]]:
