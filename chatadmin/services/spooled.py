@@ -130,7 +130,7 @@ async def replay(spool: Spool, settings: Any) -> dict[str, int]:
 
 
 async def run_forever(spool: Spool, settings: Any, database: Any, outage: Outage) -> None:
-    """The app's replay loop: once a second, when there is something to replay or the
+    """The app's replay loop: every `REPLAY_INTERVAL_S`, when there is something to replay or the
     database was seen down, probe it and replay."""
     while True:
         await pause(REPLAY_INTERVAL_S)
